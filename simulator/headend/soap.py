@@ -1,0 +1,112 @@
+"""The SOAP face of the head-end: SOAP bodies in, SOAP bodies out, faults for bad input.
+
+Strongly-typed services (one per WSDL, e.g. /GetMeterReadings) accept only their own request
+element and answer with their own typed wrappers, so clients generated from the WSDL decode
+both answers and faults. The generic /Message service accepts any 61968-100 RequestMessage
+and routes it on Header Verb and Noun.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from lxml import etree
+
+from ..cim import codes, ns, schemas, soap
+from ..cim.envelope import Reply, build_fault_message, build_response, read_request
+from ..errors import CimError
+from ..transports.ports import HttpAnswer
+from .dispatch import HeadEnd
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TypedService:
+    name: str
+    request_tag: str         # the one root element this service accepts
+    request_schema: str      # profiles/xsd file stem that validates the whole request
+    response_ns: str         # namespace of <Noun>ResponseMessage / <Noun>FaultMessage on the wire
+    noun: str
+
+
+TYPED_SERVICES: dict[str, TypedService] = {
+    "GetMeterReadings": TypedService(
+        name="GetMeterReadings",
+        request_tag=f"{{{ns.GET_METER_READINGS_MSG}}}GetMeterReadings",
+        request_schema="GetMeterReadingsMessage",
+        response_ns=ns.GET_METER_READINGS_MSG,
+        noun="MeterReadings",
+    ),
+}
+GENERIC_SERVICE = "Message"
+
+
+class SoapService:
+    def __init__(self, headend: HeadEnd, max_request_bytes: int = 10 * 1024 * 1024) -> None:
+        self.headend = headend
+        self.max_request_bytes = max_request_bytes
+
+    def service_names(self) -> list[str]:
+        return [*TYPED_SERVICES, GENERIC_SERVICE]
+
+    def wsdl(self, service: str, base_url: str) -> bytes | None:
+        try:
+            return schemas.read_wsdl(service, base_url)
+        except (FileNotFoundError, KeyError, ValueError):
+            return None
+
+    def xsd(self, filename: str) -> bytes | None:
+        return schemas.read_xsd(filename)
+
+    def too_large(self, service: str, content_type: str, size: int | None) -> HttpAnswer:
+        got = f"{size} bytes" if size is not None else "more than that"
+        err = CimError(codes.SCHEMA_INVALID, f"the request is too large ({got}); the limit is "
+                       f"{self.max_request_bytes} bytes (setting headend.max_request_bytes)")
+        return self._fault(err, soap.version_of_content_type(content_type), TYPED_SERVICES.get(service))
+
+    async def handle(self, service: str, soap_action: str | None, content_type: str, body: bytes) -> HttpAnswer:
+        typed = TYPED_SERVICES.get(service)
+        version = soap.version_of_content_type(content_type)
+        try:
+            version, root = soap.unwrap(body, content_type)
+            return self._serve(typed, version, root)
+        except CimError as err:
+            return self._fault(err, version, typed)
+        except Exception:  # a bug must still give the MDMS a fault, never a dropped connection
+            log.exception("internal error serving %s", service)
+            return self._fault(CimError(codes.ATTEMPTED_AND_FAILED, "internal error in the simulator"),
+                               version, typed, server=True)
+
+    def _serve(self, typed: TypedService | None, version: str, root: etree._Element) -> HttpAnswer:
+        if typed is not None:
+            if root.tag != typed.request_tag:
+                raise CimError(codes.SCHEMA_INVALID,
+                               f"/{typed.name} takes {typed.request_tag}, got {root.tag}; "
+                               f"send generic RequestMessages to /{GENERIC_SERVICE}")
+            schema = typed.request_schema
+        else:
+            schema = "Message" if etree.QName(root).namespace == ns.MSG else None
+        msg = read_request(root)
+        if self.headend.settings.validate_requests and schema is not None:
+            errors = schemas.validate(root, schema)
+            if errors:
+                raise CimError(codes.SCHEMA_INVALID, "the request is not valid: " + "; ".join(errors[:3]))
+        outcome = self.headend.handle(msg)
+        header = self.headend.reply_header(msg, outcome.noun)
+        wrapper = (typed.response_ns, f"{typed.noun}ResponseMessage") if typed else None
+        body = build_response(wrapper, header, outcome.reply, outcome.payload)
+        if self.headend.settings.validate_responses:
+            name = typed.request_schema if typed else "Message"
+            problems = schemas.validate(body, name)
+            if problems:
+                log.error("reply fails %s: %s", name, problems[:3])
+        return HttpAnswer(200, soap.content_type(version), soap.wrap(body, version))
+
+    def _fault(self, err: CimError, version: str, typed: TypedService | None, server: bool = False) -> HttpAnswer:
+        wrapper = (typed.response_ns, f"{typed.noun}FaultMessage") if typed else None
+        reply = Reply.failed(err)
+        detail = build_fault_message(reply, wrapper)
+        return HttpAnswer(500, soap.content_type(version),
+                          soap.fault(err, version, detail=detail, server=server))

@@ -1,0 +1,108 @@
+"""`hes-sim`: a thin shell over the public API. Every user error is one line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import ScenarioError, SimulatorError
+from .scenario import Scenario, load_scenario
+
+
+def _scenario_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenario", help="scenario file (YAML), e.g. scenarios/demo.yaml")
+    p.add_argument("--seed", type=int, help="override the scenario's seed")
+    p.add_argument("--meters", type=int, metavar="N", help="override fleet.meters")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any scenario key by its dotted path, e.g. --set headend.source=HES1 "
+                        "(repeatable)")
+
+
+def _load(args: argparse.Namespace, extra: list[str] | None = None) -> Scenario:
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    if args.meters is not None:
+        overrides.append(f"fleet.meters={args.meters}")
+    overrides += extra or []
+    return load_scenario(args.scenario, overrides)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .app import Simulator, serve_forever
+
+    extra = []
+    if args.host is not None:
+        extra.append(f"server.host={args.host}")
+    if args.port is not None:
+        extra.append(f"server.port={args.port}")
+    scenario = _load(args, extra)
+    sim = Simulator(scenario)
+    host, port = scenario.server.host, scenario.server.port
+    try:
+        asyncio.run(serve_forever(sim, host, port, announce=lambda line: print(line, flush=True)))
+    except OSError as exc:
+        raise SimulatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _cmd_fleet(args: argparse.Namespace) -> int:
+    from .app import fleet_config
+    from .fleet_export import write_fleet
+    from .model.fleet import Fleet
+
+    scenario = _load(args)
+    fleet = Fleet(fleet_config(scenario))
+    if args.output:
+        with Path(args.output).open("w", encoding="utf-8", newline="") as out:
+            write_fleet(fleet, args.format, out, customers=not args.no_customers)
+    else:
+        write_fleet(fleet, args.format, sys.stdout, customers=not args.no_customers)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hes-sim",
+        description="A meter head-end system simulator speaking IEC 61968-9 in the IEC 61968-100 envelope.",
+    )
+    parser.add_argument("--version", action="version", version=f"hes-sim {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="serve a simulated fleet over SOAP until Ctrl-C")
+    _scenario_args(run)
+    run.add_argument("--host", help="address to bind (default: the scenario's server.host, 127.0.0.1)")
+    run.add_argument("--port", type=int, help="TCP port (default: the scenario's server.port, 8080)")
+    run.set_defaults(func=_cmd_run)
+
+    fleet = sub.add_parser("fleet", help="list every meter of a scenario's fleet, to provision the MDMS")
+    _scenario_args(fleet)
+    fleet.add_argument("--format", choices=("csv", "json"), default="csv")
+    fleet.add_argument("-o", "--output", help="write to this file instead of standard output")
+    fleet.add_argument("--no-customers", action="store_true",
+                       help="leave out the generated customer name and address (faster for huge fleets)")
+    fleet.set_defaults(func=_cmd_fleet)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ScenarioError as exc:
+        print(f"hes-sim: error: {exc}", file=sys.stderr)
+        return 2
+    except SimulatorError as exc:
+        print(f"hes-sim: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

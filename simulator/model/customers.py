@@ -30,5 +30,12 @@ class CustomerDirectory:
         fake = self._generator()
         fake.seed_instance(derive_key(self._seed, "customer", i))
         name = fake.name()
-        address = ", ".join(fake.address().split("\n"))
+        # A street address, not faker's address(), which also yields military APO/FPO boxes
+        # that no utility serves.
+        try:  # US-style locales: states only, no territories
+            region = fake.state_abbr(include_territories=False, include_freely_associated_states=False) + " "
+        except (AttributeError, TypeError):
+            region = ""
+        street = ", ".join(fake.street_address().splitlines())
+        address = f"{street}, {fake.city()}, {region}{fake.postcode()}"
         return {"name": name, "address": address}

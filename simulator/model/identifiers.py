@@ -4,9 +4,10 @@ A million-meter fleet cannot afford a dict from mRID to index (~100 B per entry)
 identifier carries its index in a form only this seed can produce and check:
 
 - `InvertibleUuid`: 10 bytes of a keyed hash of the index (with the version-4 and variant
-  bits set) followed by 6 bytes of `index XOR mask`. Decoding reads the index from the tail,
-  checks the range and recomputes the head, so a foreign or garbled UUID is rejected unless
-  it guesses 74 hashed bits.
+  bits set) followed by 6 bytes of a keyed 48-bit permutation of the index (a 4-round
+  Feistel network), so neighbouring meters share no visible digits. Decoding inverts the
+  permutation, checks the range and recomputes the head, so a foreign or garbled UUID is
+  rejected unless it guesses 74 hashed bits.
 - `DecimalPermutation`: `index * a + b (mod 10**digits)` with `a` a unit, inverted with the
   modular inverse. Neighbouring meters get unrelated-looking numbers.
 """
@@ -21,7 +22,9 @@ import numpy.typing as npt
 from .hashing import derive_key, hash_int, hash_u64
 
 _TAIL_BITS = 48
-_TAIL_MASK = (1 << _TAIL_BITS) - 1
+_HALF_BITS = _TAIL_BITS // 2
+_HALF_MASK = (1 << _HALF_BITS) - 1
+_ROUNDS = 4
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 # Positions of the 32 hex digits inside the 36-character canonical UUID text.
 _HEX_POS = np.array([p for p in range(36) if p not in (8, 13, 18, 23)], dtype=np.intp)
@@ -31,15 +34,36 @@ class InvertibleUuid:
     def __init__(self, seed: int, kind: str, size: int) -> None:
         self._k1 = derive_key(seed, "uuid", kind, "head-1")
         self._k2 = derive_key(seed, "uuid", kind, "head-2")
-        self._mask = derive_key(seed, "uuid", kind, "tail") & _TAIL_MASK
+        self._round_keys = tuple(derive_key(seed, "uuid", kind, "tail", r) for r in range(_ROUNDS))
         self._size = size
+
+    def _permute(self, i: int) -> int:
+        left, right = i >> _HALF_BITS, i & _HALF_MASK
+        for key in self._round_keys:
+            left, right = right, left ^ (hash_int(key, right) & _HALF_MASK)
+        return (left << _HALF_BITS) | right
+
+    def _unpermute(self, tail: int) -> int:
+        left, right = tail >> _HALF_BITS, tail & _HALF_MASK
+        for key in reversed(self._round_keys):
+            left, right = right ^ (hash_int(key, left) & _HALF_MASK), left
+        return (left << _HALF_BITS) | right
+
+    def _permute_many(self, ind: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
+        x = ind.astype(np.uint64)
+        half = np.uint64(_HALF_MASK)
+        left, right = x >> np.uint64(_HALF_BITS), x & half
+        for key in self._round_keys:
+            left, right = right, left ^ (hash_u64(key, right) & half)
+        out: npt.NDArray[np.uint64] = (left << np.uint64(_HALF_BITS)) | right
+        return out
 
     def _bytes(self, i: int) -> bytes:
         head = bytearray(hash_int(self._k1, i).to_bytes(8, "big"))
         head += (hash_int(self._k2, i) >> 48).to_bytes(2, "big")
         head[6] = (head[6] & 0x0F) | 0x40
         head[8] = (head[8] & 0x3F) | 0x80
-        return bytes(head) + (i ^ self._mask).to_bytes(6, "big")
+        return bytes(head) + self._permute(i).to_bytes(6, "big")
 
     def encode(self, i: int) -> str:
         return str(uuid.UUID(bytes=self._bytes(i)))
@@ -53,7 +77,7 @@ class InvertibleUuid:
         raw = np.empty((n, 16), dtype=np.uint8)
         raw[:, 0:8] = hash_u64(self._k1, ind).astype(">u8").view(np.uint8).reshape(n, 8)
         raw[:, 8:10] = (hash_u64(self._k2, ind) >> np.uint64(48)).astype(">u2").view(np.uint8).reshape(n, 2)
-        tail = (ind.astype(np.uint64) ^ np.uint64(self._mask)).astype(">u8").view(np.uint8).reshape(n, 8)
+        tail = self._permute_many(ind).astype(">u8").view(np.uint8).reshape(n, 8)
         raw[:, 10:16] = tail[:, 2:8]
         raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
         raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
@@ -70,7 +94,7 @@ class InvertibleUuid:
             raw = uuid.UUID(text.strip()).bytes
         except (ValueError, TypeError, AttributeError):
             return None
-        i = int.from_bytes(raw[10:], "big") ^ self._mask
+        i = self._unpermute(int.from_bytes(raw[10:], "big"))
         if i >= self._size or self._bytes(i) != raw:
             return None
         return i

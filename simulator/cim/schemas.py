@@ -123,7 +123,9 @@ def read_wsdl(service: str, base_url: str) -> bytes:
     Raises ValueError for an unknown service, so a request path cannot pick an arbitrary file.
     """
     replacement = escape(base_url.rstrip("/"), {'"': "&quot;"}).encode("utf-8")
-    return _wsdl_bytes(service).replace(PLACEHOLDER_BASE_URL.encode("ascii"), replacement)
+    # Only the address attribute: the file's comments mention the placeholder too.
+    needle = b'location="' + PLACEHOLDER_BASE_URL.encode("ascii")
+    return _wsdl_bytes(service).replace(needle, b'location="' + replacement)
 
 
 def read_xsd(filename: str) -> bytes | None:

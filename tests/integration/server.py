@@ -1,0 +1,48 @@
+"""Start `hes-sim run` as a real subprocess on a free port and stop it the way a user does."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "scenarios" / "demo.yaml"
+
+
+@contextmanager
+def running_simulator(*args: str, timeout: float = 30.0) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    cmd = [sys.executable, "-m", "simulator.cli", "run", str(DEMO), "--host", "127.0.0.1", "--port", "0", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    base = None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    try:
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("listening on "):
+                base = line.split()[2]
+                break
+        if base is None:
+            proc.kill()
+            _, err = proc.communicate(timeout=10)
+            raise AssertionError(f"simulator did not start: {''.join(lines)}{err}")
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -61,11 +61,13 @@ def test_format_scaled_is_exact(raw: int, decimals: int, text: str) -> None:
         [0, 32768, 10**9, 5, 6],  # too big for the table: divmod path
         [-5, 5, -1000, 0, 1],  # negatives
         [int(INT64_MIN), int(INT64_MAX), 0, -1, 1],  # the int64 edges
+        [-7],  # a one-reading block
+        [-40_000, 3],  # negative beyond the table
     ],
-    ids=["small", "large", "negative", "edges"],
+    ids=["small", "large", "negative", "edges", "single", "large-negative"],
 )
 def test_every_value_path_prints_exactly(values: list[int], decimals: int) -> None:
-    block = IntervalBlockData(RT, STAMPS[:5], np.array(values, dtype=np.int64), decimals)
+    block = IntervalBlockData(RT, STAMPS[: len(values)], np.array(values, dtype=np.int64), decimals)
     doc = etree.fromstring(build_meter_readings([MeterReadingData("u", interval_blocks=[block])]))
     printed = doc.xpath("//m:IntervalReadings/m:value/text()", namespaces=M)
     assert printed == [format_scaled(v, decimals) for v in values]

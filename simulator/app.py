@@ -49,7 +49,7 @@ class Simulator:
         self.readings = Readings(self.fleet)
         self.env = simpy.Environment()
         start = scenario.clock.start
-        epoch = int(wall_clock()) if start == "now" else int(start.timestamp())  # type: ignore[union-attr]
+        epoch = int(wall_clock()) if isinstance(start, str) else int(start.timestamp())
         self.clock = SimClock(self.env, epoch)
         h = scenario.headend
         self.headend = HeadEnd(

@@ -39,7 +39,7 @@ def test_readme_scenario_reference_lists_every_key_with_its_default() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     defaults = Scenario()
     for section in ("fleet", "clock", "headend", "server"):
-        for key, field in type(getattr(defaults, section)).model_fields.items():
+        for key in type(getattr(defaults, section)).model_fields:
             row = re.search(rf"^\| `{section}\.{key}` \| `?([^|`]*)`? \|", readme, re.M)
             assert row, f"README lacks {section}.{key}"
             value = getattr(getattr(defaults, section), key)

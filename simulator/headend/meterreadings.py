@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..cim import codes
-from ..cim.envelope import ErrorItem, IdRef, Reply
 from ..cim.getmeterreadings import MeterReadingsQuery
+from ..cim.messages import ErrorItem, Reply, reading_type_error
 from ..cim.meterreadings import IntervalBlockData, MeterReadingData, ReadingData, build_meter_readings
 from ..errors import CimError
 from ..model.fleet import Fleet
@@ -65,9 +65,8 @@ class ReadingsAnswer:
     readings: int
 
 
-def _rt_error(code: str, reason: str, rt: str) -> ErrorItem:
-    return ErrorItem(code=code, level="WARNING", reason=reason,
-                     id=IdRef(value=rt, kind="name", object_type="ReadingType"))
+def _no_data(reason: str) -> ErrorItem:
+    return ErrorItem(code=codes.DATA_UNAVAILABLE, level=codes.level_for(codes.DATA_UNAVAILABLE), reason=reason)
 
 
 def _requested_types(
@@ -82,17 +81,16 @@ def _requested_types(
                 offered.append(code)
     if not requested:
         # Order by the registry so every reply lists types the same way.
-        specs = [s for s in (reading_type(c) for c in offered) if s is not None]
-        return specs, []
+        return [s for s in (reading_type(c) for c in offered) if s is not None], []
     specs: list[ReadingTypeSpec] = []
     errors: list[ErrorItem] = []
     for code in dict.fromkeys(c.strip() for c in requested):
         spec = reading_type(code)
         if spec is None:
-            errors.append(_rt_error(codes.INVALID_READING_TYPE, "unknown ReadingType", code))
+            errors.append(reading_type_error(codes.INVALID_READING_TYPE, code, "unknown ReadingType"))
         elif code not in offered:
-            errors.append(_rt_error(codes.UNSUPPORTED_READING_TYPE,
-                                    "no selected meter records this ReadingType", code))
+            errors.append(reading_type_error(codes.UNSUPPORTED_READING_TYPE, code,
+                                              "no selected meter records this ReadingType"))
         else:
             specs.append(spec)
     return specs, errors
@@ -121,8 +119,7 @@ def get_meter_readings(
     try:
         span = choose_range(query, request_start, request_end, now)
     except _EmptyRange as exc:
-        errors.append(ErrorItem(code=codes.DATA_UNAVAILABLE, level="FATAL",
-                                reason=f"no data in the requested time range {exc} (now is {format_datetime(now)})"))
+        errors.append(_no_data(f"no data in the requested time range {exc} (now is {format_datetime(now)})"))
         return ReadingsAnswer(Reply("FAILED", tuple(errors)), None, 0, 0)
 
     # Which meters carry which reading type: one boolean row per type over the selection.
@@ -132,7 +129,7 @@ def get_meter_readings(
     }
     cls = fleet.class_index[idx] if len(idx) else np.zeros(0, dtype=np.uint8)
 
-    blocks: dict[str, tuple[np.ndarray, list[str], np.ndarray, ReadingTypeSpec]] = {}
+    blocks: dict[str, tuple[np.ndarray, tuple[str, ...], np.ndarray, ReadingTypeSpec]] = {}
     points: dict[str, tuple[np.ndarray, int, np.ndarray, ReadingTypeSpec]] = {}
     total = 0
     plan: list[tuple[ReadingTypeSpec, np.ndarray, int, int]] = []
@@ -164,7 +161,8 @@ def get_meter_readings(
         sub = idx[members]
         if spec.kind == "interval":
             values = readings.intervals(sub, spec.code, first, count)
-            stamps = [format_datetime(first + (k + 1) * spec.period_s) for k in range(count)]
+            # One tuple per block, shared by every meter, so the builder compiles its fragments once.
+            stamps = tuple(format_datetime(first + (k + 1) * spec.period_s) for k in range(count))
             blocks[spec.code] = (members, stamps, values, spec)
         elif spec.kind == "register":
             points[spec.code] = (members, first, readings.register(sub, spec.code, first), spec)
@@ -205,8 +203,7 @@ def get_meter_readings(
         ))
     if not docs:
         if not errors:
-            errors.append(ErrorItem(code=codes.DATA_UNAVAILABLE, level="FATAL",
-                                    reason="no readings in the requested time range"))
+            errors.append(_no_data("no readings in the requested time range"))
         return ReadingsAnswer(Reply("FAILED", tuple(errors)), None, 0, 0)
     payload = build_meter_readings(docs)
     result = "PARTIAL" if errors else "OK"

@@ -7,7 +7,7 @@ the whole request.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,13 +25,17 @@ class Selection:
     errors: list[ErrorItem] = field(default_factory=list)
 
 
+def _unknown(code: str, reason: str, ref: ObjRef, object_type: str) -> ErrorItem:
+    return ErrorItem(code=code, level=codes.level_for(code), reason=reason, id=_id_of(ref, object_type))
+
+
 def _id_of(ref: ObjRef, object_type: str) -> IdRef:
     if ref.mrid:
         return IdRef(value=ref.mrid, kind="uuid", object_type=object_type)
     return IdRef(value=ref.names[0] if ref.names else "", kind="name", object_type=object_type)
 
 
-def _lookup(ref: ObjRef, by_mrid, by_name) -> int | None:  # type: ignore[no-untyped-def]
+def _lookup(ref: ObjRef, by_mrid: Callable[[str], int | None], by_name: Callable[[str], int | None]) -> int | None:
     if ref.mrid:
         found = by_mrid(ref.mrid.strip())
         if found is not None:
@@ -82,15 +86,13 @@ def select_meters(
     for ref in end_devices:
         i = _lookup(ref, fleet.index_of_mrid, fleet.index_of_serial)
         if i is None:
-            errors.append(ErrorItem(code=codes.INVALID_METER, level="FATAL",
-                                    reason="unknown meter", id=_id_of(ref, "EndDevice")))
+            errors.append(_unknown(codes.INVALID_METER, "unknown meter", ref, "EndDevice"))
         else:
             out.add(np.array([i], dtype=np.int64))
     for ref in usage_points:
         i = _lookup(ref, fleet.index_of_usage_point_mrid, fleet.index_of_usage_point_name)
         if i is None:
-            errors.append(ErrorItem(code=codes.INVALID_USAGE_POINT, level="FATAL",
-                                    reason="unknown usage point", id=_id_of(ref, "UsagePoint")))
+            errors.append(_unknown(codes.INVALID_USAGE_POINT, "unknown usage point", ref, "UsagePoint"))
         else:
             out.add(np.array([i], dtype=np.int64))
     for ref in groups:
@@ -101,8 +103,7 @@ def select_meters(
             if group is None:
                 group = fleet.group_by_name(name.strip())
         if group is None:
-            errors.append(ErrorItem(code=codes.INVALID_METER, level="FATAL",
-                                    reason="unknown group", id=_id_of(ref, "EndDeviceGroup")))
+            errors.append(_unknown(codes.INVALID_METER, "unknown group", ref, "EndDeviceGroup"))
         else:
             out.add(fleet.group_members(group))
     return Selection(indices=out.result(), errors=errors)

@@ -15,6 +15,7 @@ from lxml import etree
 
 from ..cim import codes, ns, schemas, soap
 from ..cim.envelope import Reply, build_fault_message, build_response, read_request
+from ..cim.soap import SoapVersion
 from ..errors import CimError
 from ..transports.ports import HttpAnswer
 from .dispatch import HeadEnd
@@ -68,7 +69,7 @@ class SoapService:
 
     async def handle(self, service: str, soap_action: str | None, content_type: str, body: bytes) -> HttpAnswer:
         typed = TYPED_SERVICES.get(service)
-        version = soap.version_of_content_type(content_type)
+        version: SoapVersion = soap.version_of_content_type(content_type)
         try:
             version, root = soap.unwrap(body, content_type)
             return self._serve(typed, version, root)
@@ -79,13 +80,13 @@ class SoapService:
             return self._fault(CimError(codes.ATTEMPTED_AND_FAILED, "internal error in the simulator"),
                                version, typed, server=True)
 
-    def _serve(self, typed: TypedService | None, version: str, root: etree._Element) -> HttpAnswer:
+    def _serve(self, typed: TypedService | None, version: SoapVersion, root: etree._Element) -> HttpAnswer:
         if typed is not None:
             if root.tag != typed.request_tag:
                 raise CimError(codes.SCHEMA_INVALID,
                                f"/{typed.name} takes {typed.request_tag}, got {root.tag}; "
                                f"send generic RequestMessages to /{GENERIC_SERVICE}")
-            schema = typed.request_schema
+            schema: str | None = typed.request_schema
         else:
             schema = "Message" if etree.QName(root).namespace == ns.MSG else None
         msg = read_request(root)
@@ -104,7 +105,9 @@ class SoapService:
                 log.error("reply fails %s: %s", name, problems[:3])
         return HttpAnswer(200, soap.content_type(version), soap.wrap(body, version))
 
-    def _fault(self, err: CimError, version: str, typed: TypedService | None, server: bool = False) -> HttpAnswer:
+    def _fault(
+        self, err: CimError, version: SoapVersion, typed: TypedService | None, server: bool = False
+    ) -> HttpAnswer:
         wrapper = (typed.response_ns, f"{typed.noun}FaultMessage") if typed else None
         reply = Reply.failed(err)
         detail = build_fault_message(reply, wrapper)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ def apply_override(raw: dict[str, Any], assignment: str, source: str = "--set") 
     node[parts[-1]] = _yaml_value(value)
 
 
-def _format_error(err: dict[str, Any]) -> tuple[str, str]:
+def _format_error(err: Mapping[str, Any]) -> tuple[str, str]:
     key = ".".join(str(p) for p in err.get("loc", ()) if p != "[key]")
     msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     if err.get("type") not in ("missing", "extra_forbidden") and "input" in err:

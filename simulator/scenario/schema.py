@@ -22,7 +22,7 @@ class _Section(BaseModel):
 class FleetSection(_Section):
     meters: int = Field(1000, ge=1, le=100_000_000, description="number of meters in the fleet")
     class_mix: dict[MeterClassName, float] = Field(
-        default_factory=lambda: {"residential": 0.85, "commercial": 0.10, "prosumer": 0.05},
+        default_factory=lambda: {"residential": 0.85, "commercial": 0.10, "prosumer": 0.05},  # type: ignore[arg-type]
         description="share of each meter class; normalised to sum 1",
     )
     feeders: int = Field(10, ge=1, le=100_000, description="feeders; each is an EndDeviceGroup FEEDER-nn")
@@ -36,7 +36,7 @@ class FleetSection(_Section):
 
     @field_validator("class_mix")
     @classmethod
-    def _mix_positive(cls, mix: dict[str, float]) -> dict[str, float]:
+    def _mix_positive(cls, mix: dict[MeterClassName, float]) -> dict[MeterClassName, float]:
         if not mix:
             raise ValueError("name at least one meter class")
         if any(v < 0 for v in mix.values()) or sum(mix.values()) <= 0:

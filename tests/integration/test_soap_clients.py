@@ -141,7 +141,8 @@ def test_node_soap_client_from_our_wsdl(server, fleet) -> None:
     values = [iv["value"] for iv in reading["IntervalBlocks"][0]["IntervalReadings"]]
     assert len(values) == 4 and all(float(v) >= 0 for v in values)
     # A fault decodes as the typed fault message of the WSDL.
-    bad = {"Header": {"Verb": "get", "Noun": "Weather"}, "Request": {"GetMeterReadings": {"EndDevice": [{"mRID": "x"}]}}}
+    bad = {"Header": {"Verb": "get", "Noun": "Weather"},
+           "Request": {"GetMeterReadings": {"EndDevice": [{"mRID": "x"}]}}}
     out = subprocess.run(["node", str(NODE_DIR / "call.js"), f"{base}/GetMeterReadings?wsdl", "GetMeterReadings",
                           json.dumps(bad)], capture_output=True, text=True, timeout=60, check=True)
     answer = json.loads(out.stdout)

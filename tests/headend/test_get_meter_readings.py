@@ -14,8 +14,8 @@ from simulator.app import Simulator
 from simulator.cim import schemas
 from simulator.model.readingtypes import class_reading_types
 from simulator.timeutil import parse_datetime
-from tests.conftest import make_sim
 from tests.conformance.refschemas import assert_valid_both
+from tests.conftest import make_sim
 
 from .requests import generic_get, get_profile, soap, typed_get
 

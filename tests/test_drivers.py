@@ -1,0 +1,40 @@
+"""The live driver keeps the sim clock in step with the loop clock times the speed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import simpy
+
+from simulator.drivers import LiveDriver, run_fast
+
+
+def test_live_driver_advances_sim_time_at_speed() -> None:
+    env = simpy.Environment()
+    fired: list[float] = []
+
+    def ping(env: simpy.Environment):  # type: ignore[no-untyped-def]
+        yield env.timeout(100)
+        fired.append(env.now)
+
+    env.process(ping(env))
+
+    async def main() -> float:
+        driver = LiveDriver(env, speed=1000, tick=0.01)
+        driver.start()
+        await asyncio.sleep(0.3)
+        driver.catch_up()
+        now = env.now
+        await driver.stop()
+        return now
+
+    now = asyncio.run(main())
+    # 0.3 s of loop time at 1000x is ~300 sim seconds; allow for a slow, shared machine.
+    assert 250 <= now <= 3000
+    assert fired == [100]
+
+
+def test_fast_driver_runs_to_the_horizon_without_waiting() -> None:
+    env = simpy.Environment()
+    run_fast(env, 86_400 * 365)
+    assert env.now == 86_400 * 365

@@ -21,7 +21,7 @@ from simulator.cim import soap
 from simulator.cim.messages import OutHeader, build_event, typed_root
 from simulator.cim.meterreadings import MeterReadingData, ReadingData, build_meter_readings
 from simulator.cim.ns import MSG
-from simulator.headend.outbox import Outbox, OutboxDeliverer, OutboundItem, RetryPolicy
+from simulator.headend.outbox import OutboundItem, Outbox, OutboxDeliverer, RetryPolicy
 from simulator.transports.soap_client import SoapSender
 
 ACTION = "http://iec.ch/TC57/2011/MeterReadings/CreatedMeterReadings"

@@ -34,7 +34,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -195,12 +195,17 @@ class Outbox:
         """The outbox's clock (wall seconds unless a test injected another)."""
         return self._clock()
 
-    def due(self, limit: int = 100) -> list[OutboundMessage]:
-        """Messages to try now: heads of their correlation whose retry time has come, oldest time first."""
+    def due(self, limit: int = 100, *, exclude: Collection[int] = ()) -> list[OutboundMessage]:
+        """Messages to try now: heads of their correlation whose retry time has come, oldest time first.
+
+        `exclude` names messages the caller is already sending, so their bodies (megabytes, for a
+        large reply part) are not read again on every look for more work.
+        """
+        skip = f" AND id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
         rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM outbox WHERE state = 'pending' AND head = 1 AND next_attempt_at <= ?"
+            f"SELECT {_COLUMNS} FROM outbox WHERE state = 'pending' AND head = 1 AND next_attempt_at <= ?{skip}"
             " ORDER BY next_attempt_at, id LIMIT ?",
-            (self._clock(), int(limit)),
+            (self._clock(), *exclude, int(limit)),
         ).fetchall()
         return [
             OutboundMessage(
@@ -361,15 +366,12 @@ class OutboxDeliverer:
         free = self.concurrency - len(self._in_flight)
         if free <= 0:
             return
-        # Messages in flight are still pending and due, so ask for enough to skip past them.
-        for msg in self.outbox.due(limit=free + len(self._in_flight)):
-            if free <= 0:
-                break
-            if msg.id in self._in_flight or msg.correlation_id in self._busy_correlations:
-                continue
+        # Messages in flight are still pending (and due): leave them out, with their bodies.
+        for msg in self.outbox.due(limit=free, exclude=tuple(self._in_flight)):
+            if msg.correlation_id in self._busy_correlations:
+                continue  # cannot happen (one head per correlation), but two sends of one would break order
             self._busy_correlations.add(msg.correlation_id)
             self._in_flight[msg.id] = asyncio.get_running_loop().create_task(self._deliver(msg))
-            free -= 1
 
     async def _run(self) -> None:
         assert self._wakeup is not None

@@ -67,6 +67,14 @@ def test_only_the_oldest_message_of_a_correlation_is_due(db: Path, clock: FakeCl
     assert ids(box.due()) == [other, p3]
 
 
+def test_due_leaves_out_the_messages_named_in_exclude(db: Path, clock: FakeClock) -> None:
+    box = Outbox(db, clock=clock)
+    a, b, c = (box.put(URL, ACTION, b"<m/>", f"c{i}") for i in range(3))
+    assert ids(box.due(limit=2)) == [a, b]
+    assert ids(box.due(limit=2, exclude=[a, b])) == [c]
+    assert ids(box.due(exclude=[b])) == [a, c]
+
+
 def test_a_failing_part_holds_back_the_parts_after_it(db: Path, clock: FakeClock) -> None:
     box = Outbox(db, RetryPolicy(initial_s=10), clock=clock)
     p1 = box.put(URL, ACTION, b"<p1/>", "job-1")

@@ -47,7 +47,11 @@ from simulator.transports.ports import HttpAnswer
 MAX_REQUEST_BYTES = 256 * 1024 * 1024  # a 1,000-meter part of a day of 15-minute data is ~10 MB
 _TYPED_NS = re.compile(r"^http://iec\.ch/TC57/\d{4}/([A-Za-z][A-Za-z0-9_]*)Message$")
 _PROFILE_NS = re.compile(r"^http://iec\.ch/TC57/\d{4}/([A-Za-z][A-Za-z0-9_]*)#$")
-_METER = f"{{{METER_READINGS}}}Meter"
+# Meter mRIDs (Names/name for a Meter without one), in document order; XPath is ~10x faster than find per meter.
+_METER_IDS = etree.XPath(
+    "//mr:Meter/mr:mRID/text() | //mr:Meter[not(mr:mRID)]/mr:Names/mr:name/text()",
+    namespaces={"mr": METER_READINGS},
+)
 _READINGS = (f"{{{METER_READINGS}}}IntervalReadings", f"{{{METER_READINGS}}}Readings")
 
 
@@ -102,12 +106,7 @@ def _summary(root: etree._Element) -> dict[str, Any]:
             name = _text(prop, "Name")
             if name is not None:
                 properties.setdefault(name, _text(prop, "Value"))
-    meters = []
-    for meter in root.iter(_METER):
-        mrid = _text(meter, "mRID", (METER_READINGS,))
-        if mrid is None:
-            mrid = _text(_child(meter, "Names", (METER_READINGS,)), "name", (METER_READINGS,))
-        meters.append(mrid)
+    meters = [str(text).strip() for text in _METER_IDS(root)]
     ack = _text(header, "AckRequired")
     return {
         "root": root.tag,

@@ -249,11 +249,8 @@ class MdmsReceiver:
         if drop_u < self.options.drop_rate:
             entry["answered"], answer = "dropped", None
         elif fail_u < self.options.fail_rate:
-            entry["answered"] = "failed"
-            failure = CimError(codes.BUSY, "simulated MDMS failure (fail rate)")
-            answer = HttpAnswer(500, soap.content_type(version),
-                                soap.fault(failure, version, _answer_wrapper(entry["root"], entry["noun"], "Fault")[0],
-                                           server=True))
+            busy = CimError(codes.BUSY, "simulated MDMS failure (fail rate)")  # a Server fault: HTTP 500
+            entry["answered"], answer = "failed", self._fault(entry, version, busy)
         elif invalid is not None:
             entry["answered"], answer = "fault", self._fault(entry, version, invalid)
         else:

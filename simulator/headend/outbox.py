@@ -136,7 +136,7 @@ class Outbox:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a commit happens exactly where
         # durability is promised and nowhere else.
-        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(str(self.path), isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.execute("PRAGMA busy_timeout=5000")
@@ -398,10 +398,15 @@ class OutboxDeliverer:
                 raise
             except Exception as exc:  # a sender must not raise, but one bug must not stop delivery
                 result = DeliveryResult(ok=False, status=None, error=f"sender raised {exc!r}", body=None)
-            if result.ok:
-                self.outbox.delivered(msg.id)
-            else:
-                self.outbox.failed(msg.id, result.error or f"HTTP {result.status}")
+            try:
+                if result.ok:
+                    self.outbox.delivered(msg.id)
+                else:
+                    self.outbox.failed(msg.id, result.error or f"HTTP {result.status}")
+            except sqlite3.Error:
+                # Still pending in the file, so it is sent again later: at-least-once holds.
+                log.exception("outbox: cannot record the outcome of message %d", msg.id)
+                return
             if self.on_delivery is not None:
                 try:
                     self.on_delivery(msg, result)

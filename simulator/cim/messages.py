@@ -227,12 +227,9 @@ def _assemble(start: str, parts: list[str], payload: bytes | None, prefix: str, 
     head = (start + "".join(parts)).encode()
     if payload is None:
         return head + end.encode()
-    return (
-        head
-        + f"<{prefix}Payload>".encode()
-        + _strip_declaration(payload)
-        + f"</{prefix}Payload>{end}".encode()
-    )
+    # One join: chained `+` copied a 10 MB payload once per operator.
+    return b"".join((head, f"<{prefix}Payload>".encode(), _strip_declaration(payload),
+                     f"</{prefix}Payload>{end}".encode()))
 
 
 def build_response(wrapper: Wrapper, header: OutHeader, reply: Reply, payload: bytes | None = None) -> bytes:

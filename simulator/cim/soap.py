@@ -110,7 +110,7 @@ def wrap(body: bytes, version: SoapVersion) -> bytes:
     """A message in a SOAP envelope with an empty Header (None: the message unchanged)."""
     if version is None:
         return body
-    return _OPEN[version] + body + _CLOSE[version]
+    return b"".join((_OPEN[version], body, _CLOSE[version]))  # one copy of a possibly 10 MB body
 
 
 def fault(

@@ -19,7 +19,11 @@ DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
 # A DOCTYPE may only sit in the prolog: after an optional BOM, XML declaration, comments and PIs.
 # Scanning the prolog (not the whole body) keeps the text "<!DOCTYPE" legal inside CDATA.
-_PROLOG_DOCTYPE = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*(?:(?:<\?.*?\?>|<!--.*?-->)\s*)*<!DOCTYPE", re.DOTALL)
+# A PI cannot run past its first "?>" nor a comment past its first "-->": lazy ".*?" could, and
+# on a failed match backtracked through the whole prefix of every large body.
+_PROLOG_DOCTYPE = re.compile(
+    rb"\A(?:\xef\xbb\xbf)?\s*(?:(?:<\?(?:[^?]|\?(?!>))*\?>|<!--(?:[^-]|-(?!->))*-->)\s*)*<!DOCTYPE"
+)
 
 # lxml parsers must not be shared between threads; the asyncio loop has one thread, but JMS
 # consumers or test helpers may call us from others.

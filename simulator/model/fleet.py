@@ -176,11 +176,17 @@ class Fleet:
     def usage_point_mrid(self, i: int) -> str:
         return self._usage_point_uuid.encode(self._check(i))
 
+    def usage_point_mrids(self, idx: npt.ArrayLike) -> list[str]:
+        return self._usage_point_uuid.encode_many(self._checked_many(idx))
+
     def index_of_usage_point_mrid(self, s: str) -> int | None:
         return self._usage_point_uuid.decode(s)
 
     def usage_point_name(self, i: int) -> str:
         return f"UP-{self._usage_point_number.encode(self._check(i)):010d}"
+
+    def usage_point_names(self, idx: npt.ArrayLike) -> list[str]:
+        return [f"UP-{v:010d}" for v in self._usage_point_number.encode_many(self._checked_many(idx)).tolist()]
 
     def index_of_usage_point_name(self, s: str) -> int | None:
         if not isinstance(s, str) or not s.startswith("UP-"):

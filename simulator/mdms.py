@@ -41,8 +41,8 @@ from simulator.cim.messages import ErrorItem, OutHeader, Reply, build_response
 from simulator.cim.ns import METER_READINGS, MSG
 from simulator.errors import CimError, SimulatorError
 from simulator.ids import IdStream, derive_bytes
+from simulator.ports import HttpAnswer
 from simulator.timeutil import format_datetime_ms
-from simulator.transports.ports import HttpAnswer
 
 MAX_REQUEST_BYTES = 256 * 1024 * 1024  # a 1,000-meter part of a day of 15-minute data is ~10 MB
 _TYPED_NS = re.compile(r"^http://iec\.ch/TC57/\d{4}/([A-Za-z][A-Za-z0-9_]*)Message$")

@@ -24,7 +24,7 @@ from simulator.cim.messages import ErrorItem, OutHeader, Reply, build_event, bui
 from simulator.cim.meterreadings import IntervalBlockData, MeterReadingData, ReadingData, build_meter_readings
 from simulator.cim.ns import METER_READINGS_MSG, MSG, SOAP11, SOAP12
 from simulator.mdms import MdmsOptions, MdmsReceiver, start_receiver
-from simulator.transports.ports import HttpAnswer
+from simulator.ports import HttpAnswer
 from simulator.transports.soap_client import SoapSender
 
 REPO = Path(__file__).resolve().parents[1]

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from simulator.transports.soap_client import DeliveryResult, OutboundSender
+from simulator.ports import DeliveryResult, OutboundSender
 
 log = logging.getLogger(__name__)
 

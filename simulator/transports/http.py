@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
-from .ports import SoapPort
+from ..ports import SoapPort
 
 _TEXT = "text/plain; charset=utf-8"
 _XML = "text/xml; charset=utf-8"
@@ -57,6 +59,9 @@ def make_app(port: SoapPort) -> web.Application:
                 answer = port.too_large(name, content_type, None)
             else:
                 answer = await port.handle(name, request.headers.get("SOAPAction"), content_type, body)
+        if answer.reset and request.transport is not None:
+            request.transport.abort()  # the client sees its connection reset, no HTTP answer
+            raise asyncio.CancelledError
         return web.Response(status=answer.status, body=answer.body, headers={"Content-Type": answer.content_type})
 
     async def health(_request: web.Request) -> web.Response:

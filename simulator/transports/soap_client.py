@@ -14,28 +14,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
 import aiohttp
 
 from simulator.cim.soap import CONTENT_TYPE_SOAP11, wrap
+from simulator.ports import DeliveryResult
 
 _ERROR_BODY_CHARS = 200
-
-
-@dataclass(frozen=True)
-class DeliveryResult:
-    ok: bool
-    status: int | None  # HTTP status, None when no answer came
-    error: str | None  # why it is not ok (None when ok)
-    body: bytes | None  # the answer's body, when there was one
-
-
-class OutboundSender(Protocol):
-    async def send(self, destination: str, soap_action: str, body: bytes, ack_required: bool) -> DeliveryResult:
-        """Deliver one message; never raises except on cancellation."""
-        ...
 
 
 def _strip_declaration(body: bytes) -> bytes:

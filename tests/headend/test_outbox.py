@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from simulator.headend.outbox import OutboundItem, OutboundMessage, Outbox, OutboxDeliverer, RetryPolicy
-from simulator.transports.soap_client import DeliveryResult
+from simulator.ports import DeliveryResult
 
 URL = "http://mdms.invalid/ReplyMeterReadings"
 ACTION = "http://iec.ch/TC57/2011/MeterReadings/CreatedMeterReadings"

@@ -16,7 +16,8 @@ from aiohttp import web
 from lxml import etree
 
 from simulator.cim.ns import SOAP11
-from simulator.transports.soap_client import DeliveryResult, SoapSender
+from simulator.ports import DeliveryResult
+from simulator.transports.soap_client import SoapSender
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,54 @@
+"""The interfaces between the head-end and the transports, and nothing more.
+
+Transports move bytes; they never parse 61968 messages or touch the model. Inbound, the
+head-end hands a transport an object that satisfies `SoapPort`; outbound, the head-end's
+outbox is given an `OutboundSender` that a transport implements. This module sits at the
+bottom of the package so that both sides import it and neither imports the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    content_type: str
+    body: bytes
+    reset: bool = False  # close the connection without answering (a simulated fault)
+
+
+class SoapPort(Protocol):
+    max_request_bytes: int
+
+    def service_names(self) -> list[str]:
+        """Paths served as /{name}, each with its WSDL at /{name}?wsdl."""
+        ...
+
+    async def handle(self, service: str, soap_action: str | None, content_type: str, body: bytes) -> HttpAnswer:
+        """Answer one SOAP POST; never raises for bad input (faults are answers)."""
+        ...
+
+    def too_large(self, service: str, content_type: str, size: int | None) -> HttpAnswer:
+        """The answer for a body over `max_request_bytes` (the transport did not read it all)."""
+        ...
+
+    def wsdl(self, service: str, base_url: str) -> bytes | None: ...
+
+    def xsd(self, filename: str) -> bytes | None: ...
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    ok: bool
+    status: int | None  # HTTP status, None when no answer came
+    error: str | None  # why it is not ok (None when ok)
+    body: bytes | None  # the answer's body, when there was one
+
+
+class OutboundSender(Protocol):
+    async def send(self, destination: str, soap_action: str, body: bytes, ack_required: bool) -> DeliveryResult:
+        """Deliver one message; never raises except on cancellation."""
+        ...

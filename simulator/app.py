@@ -8,20 +8,29 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import simpy
 from aiohttp import web
 
 from .drivers import LiveDriver
+from .errors import ScenarioError
 from .headend.dispatch import HeadEnd, HeadEndSettings
+from .headend.faults import FAULT_KINDS, FaultInjector, FaultRule
+from .headend.outbound import DurableOutbound, MemoryOutbound, is_positive_ack
+from .headend.outbox import Outbox, OutboxDeliverer, RetryPolicy
+from .headend.readjob import ReplySettings
 from .headend.soap import SoapService
 from .ids import IdStream
 from .model.clock import SimClock
+from .model.comms import CohortSpec, CommClassSpec, CommConfig, CommModel, LatencySpec
 from .model.fleet import Fleet, FleetConfig
+from .model.jobs import JobScheduler
 from .model.readings import Readings
 from .scenario import Scenario
 from .transports.http import make_app
+from .transports.soap_client import SoapSender
 
 
 def fleet_config(scenario: Scenario) -> FleetConfig:
@@ -39,10 +48,72 @@ def fleet_config(scenario: Scenario) -> FleetConfig:
     )
 
 
+def _meter_index(fleet: Fleet, name: str) -> int | None:
+    found = fleet.index_of_mrid(name.strip())
+    return found if found is not None else fleet.index_of_serial(name.strip())
+
+
+def comm_config(scenario: Scenario, fleet: Fleet, source: str) -> CommConfig:
+    c = scenario.comms
+    classes = tuple(
+        CommClassSpec(
+            name=name,
+            latency=LatencySpec(
+                kind=k.latency.kind, value_s=k.latency.value_s, low_s=k.latency.low_s, high_s=k.latency.high_s,
+                median_s=k.latency.median_s, sigma=k.latency.sigma,
+                percentiles=tuple((float(p), float(v)) for p, v in k.latency.percentiles),
+            ),
+            success=k.success, retries=k.retries, retry_delay_s=k.retry_delay_s,
+        )
+        for name, k in c.classes.items()
+    )
+    cohorts = []
+    for n, co in enumerate(c.cohorts):
+        if co.group is not None and fleet.group_by_name(co.group) is None:
+            raise ScenarioError(source, f"comms.cohorts.{n}.group", f"no group named {co.group!r} in this fleet")
+        meters = []
+        for name in co.meters:
+            i = _meter_index(fleet, name)
+            if i is None:
+                raise ScenarioError(source, f"comms.cohorts.{n}.meters", f"no meter {name!r} (give an mRID or serial)")
+            meters.append(i)
+        cohorts.append(CohortSpec(
+            mode=co.mode, fraction=co.fraction, group=co.group, meters=tuple(meters), factor=co.factor,
+            success=co.success, start_s=co.start_s, end_s=co.end_s, name=co.name or f"cohort-{n}",
+        ))
+    return CommConfig(
+        classes=classes,
+        class_mix=tuple((name, k.share) for name, k in c.classes.items()),
+        attempt_timeout_s=c.attempt_timeout_s,
+        data_unavailable=c.data_unavailable,
+        cohorts=tuple(cohorts),
+    )
+
+
+def fault_rules(scenario: Scenario, fleet: Fleet, source: str) -> list[FaultRule]:
+    rules = []
+    for kind in FAULT_KINDS:
+        f = getattr(scenario.replies.faults, kind)
+        for name in f.groups:
+            if fleet.group_by_name(name) is None:
+                raise ScenarioError(source, f"replies.faults.{kind}.groups", f"no group named {name!r} in this fleet")
+        rules.append(FaultRule(kind=kind, rate=f.rate(), groups=tuple(f.groups), delay_s=f.delay_s))
+    return rules
+
+
+def outbox_path(scenario: Scenario) -> Path:
+    if scenario.outbox.path:
+        return Path(scenario.outbox.path)
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in scenario.name)
+    return Path("hes-sim-data") / safe / "outbox.sqlite3"
+
+
 class Simulator:
     """One simulator run: owns the simpy environment, the seed and the fleet."""
 
-    def __init__(self, scenario: Scenario, wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, scenario: Scenario, wall_clock: Callable[[], float] = time.time, source: str = "<scenario>"
+    ) -> None:
         self.scenario = scenario
         self.seed = scenario.seed
         self.fleet = Fleet(fleet_config(scenario))
@@ -51,7 +122,13 @@ class Simulator:
         start = scenario.clock.start
         epoch = int(wall_clock()) if isinstance(start, str) else int(start.timestamp())
         self.clock = SimClock(self.env, epoch)
+        self.comms = CommModel(self.fleet, comm_config(scenario, self.fleet, source))
         h = scenario.headend
+        self.scheduler = JobScheduler(self.env, self.comms, max_in_flight=h.max_jobs_in_flight,
+                                      max_queued=h.max_queued_jobs)
+        r = scenario.replies
+        # Until a server starts, async messages are kept in memory (embedding, tests).
+        self.outbound = MemoryOutbound()
         self.headend = HeadEnd(
             fleet=self.fleet,
             readings=self.readings,
@@ -62,8 +139,14 @@ class Simulator:
                 max_readings_per_reply=h.max_readings_per_reply,
                 validate_requests=h.validate_requests,
                 validate_responses=h.validate_responses,
+                max_outbox_backlog=h.max_outbox_backlog,
             ),
             ids=IdStream(scenario.seed, "message"),
+            scheduler=self.scheduler,
+            replies=ReplySettings(style=r.style, part_size=r.part_size, delivery=r.delivery,
+                                  ack_required=r.ack_required, sync_timeout_s=h.sync_timeout_s),
+            faults=FaultInjector(self.fleet, fault_rules(scenario, self.fleet, source), scenario.seed),
+            outbound=self.outbound,
             wall_clock=wall_clock,
         )
         self.soap = SoapService(self.headend, max_request_bytes=h.max_request_bytes)
@@ -85,18 +168,35 @@ class Simulator:
 class Served:
     runner: web.AppRunner
     driver: LiveDriver
+    deliverer: OutboxDeliverer
+    sender: SoapSender
+    outbox: Outbox
     base_url: str
 
     async def close(self) -> None:
         await self.driver.stop()
         await self.runner.cleanup()
+        await self.deliverer.stop()
+        await self.sender.close()
+        self.outbox.close()
 
 
 async def start_server(sim: Simulator, host: str, port: int) -> Served:
-    """Start the live driver and the HTTP server; returns once the socket is listening."""
+    """Start the live driver, the outbox deliverer and the HTTP server; returns once listening.
+
+    Messages left undelivered by an earlier run (even one that was killed) are delivered too.
+    """
+    o = sim.scenario.outbox
+    outbox = Outbox(outbox_path(sim.scenario), RetryPolicy(initial_s=o.retry_initial_s, factor=o.retry_factor,
+                                                           max_s=o.retry_max_s, max_attempts=o.max_attempts))
+    sender = SoapSender(timeout_s=o.timeout_s, ack_check=is_positive_ack)
+    deliverer = OutboxDeliverer(outbox, sender, concurrency=o.concurrency)
+    deliverer.start()
+    sim.headend.outbound = DurableOutbound(outbox, deliverer.wake)
     driver = LiveDriver(sim.env, speed=sim.scenario.clock.speed)
     driver.start()
     sim.headend.before_request = driver.catch_up
+    sim.headend.live = True
     runner = web.AppRunner(make_app(sim.soap), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -105,17 +205,23 @@ async def start_server(sim: Simulator, host: str, port: int) -> Served:
     except BaseException:
         await runner.cleanup()
         await driver.stop()
+        await deliverer.stop()
+        await sender.close()
+        outbox.close()
         raise
     addresses = runner.addresses
     actual = addresses[0][1] if addresses else port
     shown = f"[{host}]" if ":" in host else host
-    return Served(runner=runner, driver=driver, base_url=f"http://{shown}:{actual}")
+    return Served(runner=runner, driver=driver, deliverer=deliverer, sender=sender, outbox=outbox,
+                  base_url=f"http://{shown}:{actual}")
 
 
 async def serve_forever(sim: Simulator, host: str, port: int, announce: Callable[[str], None] = print) -> None:
     """Serve until SIGINT or SIGTERM, then close cleanly."""
     served = await start_server(sim, host, port)
     announce(sim.summary())
+    pending = served.outbox.pending()
+    announce(f"outbox {served.outbox.path}: {pending} message{'s' if pending != 1 else ''} to deliver")
     for name in sim.soap.service_names():
         announce(f"  POST {served.base_url}/{name}    WSDL {served.base_url}/{name}?wsdl")
     announce(f"listening on {served.base_url} (Ctrl-C stops)")

@@ -39,8 +39,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         extra.append(f"server.host={args.host}")
     if args.port is not None:
         extra.append(f"server.port={args.port}")
+    if args.speed is not None:
+        extra.append(f"clock.speed={args.speed}")
     scenario = _load(args, extra)
-    sim = Simulator(scenario)
+    sim = Simulator(scenario, source=args.scenario)
     host, port = scenario.server.host, scenario.server.port
     try:
         asyncio.run(serve_forever(sim, host, port, announce=lambda line: print(line, flush=True)))
@@ -78,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     _scenario_args(run)
     run.add_argument("--host", help="address to bind (default: the scenario's server.host, 127.0.0.1)")
     run.add_argument("--port", type=int, help="TCP port (default: the scenario's server.port, 8080)")
+    run.add_argument("--speed", type=float, help="sim seconds per wall second (default: the scenario's clock.speed)")
     run.set_defaults(func=_cmd_run)
 
     fleet = sub.add_parser("fleet", help="list every meter of a scenario's fleet, to provision the MDMS")
@@ -87,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument("--no-customers", action="store_true",
                        help="leave out the generated customer name and address (faster for huge fleets)")
     fleet.set_defaults(func=_cmd_fleet)
+
+    from .mdms import register as register_mdms
+
+    register_mdms(sub)
     return parser
 
 

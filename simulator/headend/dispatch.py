@@ -1,28 +1,37 @@
-"""The head-end: routes 61968-100 requests on (verb, noun) to the handlers that serve them.
+"""The head-end: routes 61968-100 requests on (verb, noun) and turns them into jobs in sim time.
 
-A handler returns a Reply and an optional payload; how those travel (SOAP, later JMS; typed or
-generic wrapper) is decided by the adapter that called us, not here.
+`submit(msg, respond)` is the only entry: `respond` is called with the synchronous answer, now
+or later in sim time. Whatever drives the simpy environment (the live driver in a server, or
+`run_until` when the simulator is embedded without one) makes jobs progress.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+import numpy as np
+import simpy
 from lxml import etree
 
 from ..cim import codes, ns
-from ..cim.envelope import InboundMessage, OutHeader, Reply
+from ..cim.envelope import InboundMessage
 from ..cim.getmeterreadings import parse_get_meter_readings
+from ..cim.messages import ErrorItem, IdRef, OutHeader, Reply
 from ..cim.schemas import validate
 from ..errors import CimError
-from ..ids import IdStream
+from ..ids import IdStream, derive_uuid
 from ..model.clock import SimClock
 from ..model.fleet import Fleet
+from ..model.jobs import JobBatch, JobScheduler, Overloaded
 from ..model.readings import Readings
 from ..timeutil import format_datetime_ms
-from .meterreadings import ReadLimits, get_meter_readings
+from .faults import ActiveFaults, FaultInjector
+from .meterreadings import ReadLimits, ReadPlan, build_payload, prepare_read
+from .readjob import AsyncReadReply, OutboundPart, ReplySettings, ResultCollector, overall_reply
 
 
 @dataclass(frozen=True)
@@ -32,20 +41,36 @@ class HeadEndSettings:
     max_readings_per_reply: int = 10_000_000
     validate_requests: bool = True
     validate_responses: bool = False
+    max_outbox_backlog: int = 100_000
 
 
 @dataclass
 class Outcome:
-    """What a handler produced: the reply, the payload document (bytes) and its noun."""
+    """A synchronous answer: the reply, the payload document (bytes) and its noun.
+
+    `transport_fault` asks the transport to misbehave on purpose ("http_500", "connection_reset");
+    `corrupt` asks for a schema-invalid answer. Both come from the reply-fault settings.
+    """
 
     noun: str
     reply: Reply
     payload: bytes | None = None
+    transport_fault: str | None = None
+    corrupt: bool = False
+
+
+class Outbound(Protocol):
+    """Where asynchronous messages go: the durable outbox, or a list in tests."""
+
+    def put_parts(self, parts: Sequence[OutboundPart]) -> None: ...
+
+    def backlog(self) -> int: ...
 
 
 # Nouns we know, so an unknown noun (2.5) is told apart from a known noun with a verb we
 # do not serve for it (2.9).
 KNOWN_NOUNS = ("MeterReadings",)
+Respond = Callable[[Outcome], None]
 
 
 class HeadEnd:
@@ -56,48 +81,73 @@ class HeadEnd:
         clock: SimClock,
         settings: HeadEndSettings,
         ids: IdStream,
+        scheduler: JobScheduler,
+        replies: ReplySettings,
+        faults: FaultInjector,
+        outbound: Outbound,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.fleet = fleet
         self.readings = readings
         self.clock = clock
+        self.env: simpy.Environment = clock.env
         self.settings = settings
         self.ids = ids
+        self.scheduler = scheduler
+        self.replies = replies
+        self.faults = faults
+        self.outbound = outbound
         self.wall_clock = wall_clock
+        self._keys = itertools.count()
         # Set by the live driver so every request sees the sim clock caught up to the wall clock.
         self.before_request: Callable[[], None] | None = None
-        self._routes: dict[tuple[str, str], Callable[[InboundMessage], Outcome]] = {
+        # True while a live driver advances the environment; otherwise requests drive it themselves.
+        self.live = False
+        self._routes: dict[tuple[str, str], Callable[[InboundMessage, Respond], None]] = {
             ("get", "MeterReadings"): self._get_meter_readings,
         }
 
     # -- routing -------------------------------------------------------------------------
-    def handle(self, msg: InboundMessage) -> Outcome:
+    def submit(self, msg: InboundMessage, respond: Respond) -> None:
         """Serve one request; raises CimError for requests that cannot be served at all."""
         verb, noun = msg.header.verb, msg.header.noun
         route = self._routes.get((verb, noun))
         if route is None:
+            served = ", ".join(f"{v} {n}" for v, n in self._routes)
             if noun not in KNOWN_NOUNS:
-                raise CimError(codes.INVALID_NOUN, f"noun {noun!r} is not served here; served: "
-                               + ", ".join(f"{v} {n}" for v, n in self._routes))
-            raise CimError(codes.INVALID_VERB, f"verb {verb!r} is not served for {noun}; served: "
-                           + ", ".join(f"{v} {n}" for v, n in self._routes))
+                raise CimError(codes.INVALID_NOUN, f"noun {noun!r} is not served here; served: {served}")
+            raise CimError(codes.INVALID_VERB, f"verb {verb!r} is not served for {noun}; served: {served}")
         if self.before_request is not None:
             self.before_request()
-        return route(msg)
+        route(msg, respond)
 
-    def reply_header(self, msg: InboundMessage, noun: str) -> OutHeader:
-        h = msg.header
+    def run_until(self, done: Callable[[], bool]) -> None:
+        """Drive the environment ourselves until `done()`: for use without a live driver."""
+        while not done():
+            if self.env.peek() == simpy.core.Infinity:
+                raise RuntimeError("the simulation ran out of events before the request was answered")
+            self.env.step()
+
+    def header(self, msg: InboundMessage | None, verb: str, noun: str,
+               properties: tuple[tuple[str, str | None], ...] = (), correlation_id: str | None = None,
+               ack_required: bool | None = None) -> OutHeader:
+        h = msg.header if msg is not None else None
         return OutHeader(
-            verb="reply",
+            verb=verb,
             noun=noun,
             message_id=self.ids.next(),
-            correlation_id=h.correlation_id or h.message_id,
+            correlation_id=correlation_id or (h.correlation_id or h.message_id if h else None),
             timestamp=format_datetime_ms(self.wall_clock()),
             source=self.settings.source,
+            properties=properties,
+            ack_required=ack_required,
         )
 
+    def reply_header(self, msg: InboundMessage, noun: str) -> OutHeader:
+        return self.header(msg, "reply", noun)
+
     # -- get MeterReadings ---------------------------------------------------------------
-    def _get_meter_readings(self, msg: InboundMessage) -> Outcome:
+    def _get_meter_readings(self, msg: InboundMessage, respond: Respond) -> None:
         profile = _find_profile(msg, ns.GET_METER_READINGS, "GetMeterReadings")
         if self.settings.validate_requests:
             errors = validate(profile, "GetMeterReadings")
@@ -106,13 +156,135 @@ class HeadEnd:
                                + "; ".join(errors[:3]))
         query = parse_get_meter_readings(profile)
         req = msg.request
-        answer = get_meter_readings(
+        plan = prepare_read(
             self.fleet, self.readings, query,
             req.start_time if req else None, req.end_time if req else None,
             now=self.clock.now_unix(),
             limits=ReadLimits(self.settings.max_meters_per_request, self.settings.max_readings_per_reply),
         )
-        return Outcome(noun="MeterReadings", reply=answer.reply, payload=answer.payload)
+        key = next(self._keys)
+        faults = self.faults.decide(key, plan.idx)
+        ack = (_ack(),) if msg.header.ack_required else ()
+        if msg.header.async_reply_flag:
+            self._start_async(msg, plan, key, faults, ack, respond)
+            return
+        if plan.empty_range or not len(plan.idx):
+            failed = Reply(codes.RESULT_FAILED, (*ack, *plan.item_errors))
+            self._answer(respond, Outcome("MeterReadings", failed), faults)
+            return
+        self._start_sync(plan, key, faults, ack, respond)
+
+    def _start_sync(self, plan: ReadPlan, key: int, faults: ActiveFaults, ack: tuple[ErrorItem, ...],
+                    respond: Respond) -> None:
+        collector = ResultCollector(self.fleet.mrids, plan)
+        good: list[np.ndarray] = []
+        errors: list[ErrorItem] = []
+
+        def on_batch(batch: JobBatch) -> None:
+            g, e = collector.split(batch)
+            good.append(g)
+            errors.extend(e)
+            if batch.final:
+                positions = np.concatenate(good) if good else np.zeros(0, dtype=np.int64)
+                # Meters in request order, as a synchronous reader expects.
+                payload, meters = build_payload(self.fleet, self.readings, plan, np.sort(positions))
+                reply = overall_reply(meters > 0, [*errors, *plan.item_errors], multipart=False, notes=ack)
+                self._answer(respond, Outcome("MeterReadings", reply, payload), faults)
+
+        job = self._submit_job(plan.idx, key, on_batch, None)
+
+        def sync_timeout(env: simpy.Environment):
+            yield env.timeout(self.replies.sync_timeout_s)
+            if not job.done.triggered:
+                job.cancel()
+
+        self.env.process(sync_timeout(self.env))
+
+    def _start_async(self, msg: InboundMessage, plan: ReadPlan, key: int, faults: ActiveFaults,
+                     ack: tuple[ErrorItem, ...], respond: Respond) -> None:
+        address = (msg.header.reply_address or "").strip()
+        if not address.startswith(("http://", "https://")):
+            raise CimError(codes.MANDATORY_FIELD_MISSING,
+                           "AsyncReplyFlag is true, so Header/ReplyAddress must be the http(s) URL "
+                           f"where results are sent (got {address!r})")
+        if self.outbound.backlog() >= self.settings.max_outbox_backlog:
+            raise CimError(codes.BUSY, f"{self.outbound.backlog()} messages wait for delivery "
+                           f"(setting headend.max_outbox_backlog); try again later")
+        correlation = msg.header.correlation_id or msg.header.message_id or derive_uuid(self.ids_seed, "corr", key)
+        transaction = derive_uuid(self.ids_seed, "job", key)
+        if not plan.empty_range and len(plan.idx):
+            reply = AsyncReadReply(
+                plan=plan,
+                collector=ResultCollector(self.fleet.mrids, plan),
+                build_payload_for=lambda pos: build_payload(self.fleet, self.readings, plan, pos),
+                header=lambda verb, props: self.header(None, verb, "MeterReadings", props, correlation,
+                                                       self.replies.ack_required or None),
+                settings=self.replies,
+                faults=faults,
+                destination=address,
+                correlation_id=correlation,
+                emit=self._emit,
+            )
+            self._submit_job(plan.idx, key, reply.on_batch, self.replies.part_size or None)
+            result = codes.RESULT_PARTIAL if plan.item_errors else codes.RESULT_OK
+        else:
+            result = codes.RESULT_FAILED
+        accepted = Reply(result, (*ack, *plan.item_errors),
+                         ids=(IdRef(transaction, kind="transaction"),))
+        self._answer(respond, Outcome("MeterReadings", accepted), faults, sync_faults_only=True)
+
+    @property
+    def ids_seed(self) -> int:
+        return self.fleet.seed
+
+    def _submit_job(self, idx: np.ndarray, key: int, on_batch: Callable[[JobBatch], None],
+                    batch_size: int | None):
+        try:
+            return self.scheduler.submit(idx, key, on_batch, batch_size)
+        except Overloaded as exc:
+            raise CimError(exc.code, exc.reason) from None
+
+    def _emit(self, parts: list[OutboundPart], delay_s: float) -> None:
+        if not parts:
+            return
+        if delay_s <= 0:
+            self.outbound.put_parts(parts)
+            return
+
+        def later(env: simpy.Environment):
+            yield env.timeout(delay_s)
+            self.outbound.put_parts(parts)
+
+        self.env.process(later(self.env))
+
+    def _answer(self, respond: Respond, outcome: Outcome, faults: ActiveFaults, sync_faults_only: bool = False) -> None:
+        """Apply the sync-answer faults, then respond (now or after a delay in sim time)."""
+        delay = 0.0
+        if "http_500" in faults:
+            outcome.transport_fault = "http_500"
+        elif "connection_reset" in faults:
+            outcome.transport_fault = "connection_reset"
+        if "invalid" in faults:
+            outcome.corrupt = True
+        if not sync_faults_only:
+            if "no_reply" in faults:
+                outcome.transport_fault = "connection_reset"
+                delay = faults.delay_s
+            elif "late" in faults:
+                delay = faults.delay_s
+        if delay <= 0:
+            respond(outcome)
+            return
+
+        def later(env: simpy.Environment):
+            yield env.timeout(delay)
+            respond(outcome)
+
+        self.env.process(later(self.env))
+
+
+def _ack() -> ErrorItem:
+    return ErrorItem(codes.ACKNOWLEDGED, codes.LEVEL_INFORM, codes.reason_for(codes.ACKNOWLEDGED))
 
 
 def _find_profile(msg: InboundMessage, namespace: str, local: str) -> etree._Element:

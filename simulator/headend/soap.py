@@ -8,6 +8,7 @@ and routes it on Header Verb and Noun.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -17,8 +18,9 @@ from ..cim import codes, ns, schemas, soap
 from ..cim.envelope import Reply, build_fault_message, build_response, read_request
 from ..cim.soap import SoapVersion
 from ..errors import CimError
-from ..transports.ports import HttpAnswer
-from .dispatch import HeadEnd
+from ..ports import HttpAnswer
+from .dispatch import HeadEnd, Outcome
+from .faults import corrupt
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ class SoapService:
         version: SoapVersion = soap.version_of_content_type(content_type)
         try:
             version, root = soap.unwrap(body, content_type)
-            return self._serve(typed, version, root)
+            return await self._serve(typed, version, root)
         except CimError as err:
             return self._fault(err, version, typed)
         except Exception:  # a bug must still give the MDMS a fault, never a dropped connection
@@ -80,7 +82,7 @@ class SoapService:
             return self._fault(CimError(codes.ATTEMPTED_AND_FAILED, "internal error in the simulator"),
                                version, typed, server=True)
 
-    def _serve(self, typed: TypedService | None, version: SoapVersion, root: etree._Element) -> HttpAnswer:
+    async def _serve(self, typed: TypedService | None, version: SoapVersion, root: etree._Element) -> HttpAnswer:
         if typed is not None:
             if root.tag != typed.request_tag:
                 raise CimError(codes.SCHEMA_INVALID,
@@ -94,10 +96,25 @@ class SoapService:
             errors = schemas.validate(root, schema)
             if errors:
                 raise CimError(codes.SCHEMA_INVALID, "the request is not valid: " + "; ".join(errors[:3]))
-        outcome = self.headend.handle(msg)
+        answered: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+
+        def respond(outcome: Outcome) -> None:
+            if not answered.done():  # the client may have gone away meanwhile
+                answered.set_result(outcome)
+
+        self.headend.submit(msg, respond)
+        if not self.headend.live:
+            self.headend.run_until(answered.done)
+        outcome = await answered
+        if outcome.transport_fault == "http_500":
+            return HttpAnswer(500, "text/plain; charset=utf-8", b"Internal Server Error\n")
+        if outcome.transport_fault == "connection_reset":
+            return HttpAnswer(500, "text/plain; charset=utf-8", b"", reset=True)
         header = self.headend.reply_header(msg, outcome.noun)
         wrapper = (typed.response_ns, f"{typed.noun}ResponseMessage") if typed else None
         body = build_response(wrapper, header, outcome.reply, outcome.payload)
+        if outcome.corrupt:
+            body = corrupt(body)
         if self.headend.settings.validate_responses:
             name = typed.request_schema if typed else "Message"
             problems = schemas.validate(body, name)

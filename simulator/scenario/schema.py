@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MeterClassName = Literal["residential", "commercial", "prosumer"]
 
@@ -65,6 +65,137 @@ class ClockSection(_Section):
         return v
 
 
+class LatencySection(_Section):
+    kind: Literal["fixed", "uniform", "lognormal", "empirical"] = "lognormal"
+    value_s: float = Field(2.0, ge=0, description="fixed: every attempt takes this long")
+    low_s: float = Field(0.5, ge=0, description="uniform: lower bound")
+    high_s: float = Field(5.0, ge=0, description="uniform: upper bound")
+    median_s: float = Field(5.0, gt=0, description="lognormal: median")
+    sigma: float = Field(0.6, ge=0, le=5, description="lognormal: sigma of the underlying normal")
+    percentiles: list[tuple[float, float]] = Field(
+        default_factory=list, description="empirical: [[p, seconds], ...] with p rising from 0 to 1"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LatencySection:
+        if self.kind == "uniform" and self.high_s < self.low_s:
+            raise ValueError("uniform latency: high_s must be >= low_s")
+        if self.kind == "empirical":
+            ps = [p for p, _ in self.percentiles]
+            secs = [v for _, v in self.percentiles]
+            if not ps:
+                raise ValueError("empirical latency: give percentiles, e.g. [[0.5, 2.0], [0.99, 20.0], [1.0, 60.0]]")
+            if any(not 0 <= p <= 1 for p in ps) or ps != sorted(ps) or len(set(ps)) != len(ps) or ps[-1] != 1:
+                raise ValueError("empirical latency: percentiles must rise strictly from 0..1 and end at 1.0")
+            if secs != sorted(secs) or secs[0] < 0:
+                raise ValueError("empirical latency: seconds must be >= 0 and not decrease")
+        return self
+
+
+class CommClassSection(_Section):
+    share: float = Field(1.0, ge=0, description="share of the fleet on this comm class")
+    latency: LatencySection = Field(default_factory=LatencySection)  # type: ignore[arg-type]
+    success: float = Field(0.98, ge=0, le=1, description="probability that one attempt succeeds")
+    retries: int = Field(2, ge=0, le=20, description="further attempts after a failed one")
+    retry_delay_s: float = Field(20.0, ge=0, description="wait before each retry")
+
+
+def _default_comm_classes() -> dict[str, CommClassSection]:
+    """An RF mesh with slow, occasionally failing reads, and a faster cellular minority."""
+    return {
+        "rf_mesh": CommClassSection.model_validate({
+            "share": 0.8, "latency": {"kind": "lognormal", "median_s": 6.0, "sigma": 0.7},
+            "success": 0.97, "retries": 2, "retry_delay_s": 20.0,
+        }),
+        "cellular": CommClassSection.model_validate({
+            "share": 0.2, "latency": {"kind": "uniform", "low_s": 0.5, "high_s": 3.0},
+            "success": 0.99, "retries": 1, "retry_delay_s": 5.0,
+        }),
+    }
+
+
+class CohortSection(_Section):
+    name: str = ""
+    mode: Literal["unreachable", "slow", "flaky"]
+    fraction: float | None = Field(None, ge=0, le=1, description="a seeded share of the whole fleet")
+    group: str | None = Field(None, description="a group name: FEEDER-01, COLLECTOR-0003, CLASS-PROSUMER")
+    meters: list[str] = Field(default_factory=list, description="meters by mRID or serial name")
+    factor: float = Field(1.0, gt=0, description="slow: latency multiplier")
+    success: float | None = Field(None, ge=0, le=1, description="flaky: per-attempt success probability")
+    start_s: float | None = Field(None, ge=0, description="active from this many sim seconds after the start")
+    end_s: float | None = Field(None, ge=0, description="active until this many sim seconds after the start")
+
+    @model_validator(mode="after")
+    def _selects_something(self) -> CohortSection:
+        if self.fraction is None and self.group is None and not self.meters:
+            raise ValueError("a cohort selects meters by fraction, group or meters")
+        if self.start_s is not None and self.end_s is not None and self.end_s <= self.start_s:
+            raise ValueError("end_s must be after start_s")
+        return self
+
+
+class CommsSection(_Section):
+    attempt_timeout_s: float = Field(120.0, gt=0, description="a meter silent this long (all tries) is timed out (4.1)")
+    data_unavailable: float = Field(0.0, ge=0, le=1, description="share of answering meters with no data (5.7)")
+    classes: dict[str, CommClassSection] = Field(default_factory=_default_comm_classes)
+    cohorts: list[CohortSection] = Field(default_factory=list)
+
+    @field_validator("classes")
+    @classmethod
+    def _some_class(cls, v: dict[str, CommClassSection]) -> dict[str, CommClassSection]:
+        if not v or sum(c.share for c in v.values()) <= 0:
+            raise ValueError("name at least one comm class with a share > 0")
+        if len(v) > 255:
+            raise ValueError("at most 255 comm classes")
+        return v
+
+
+class FaultSection(_Section):
+    probability: float | None = Field(
+        None, ge=0, le=1, description="share of requests hit; default 1 when groups are given, else 0"
+    )
+    groups: list[str] = Field(default_factory=list, description="only requests touching meters of these groups")
+    delay_s: float = Field(600.0, ge=0, description="late: extra sim seconds before the reply")
+
+    def rate(self) -> float:
+        if self.probability is not None:
+            return self.probability
+        return 1.0 if self.groups else 0.0
+
+
+class ReplyFaultsSection(_Section):
+    late: FaultSection = Field(default_factory=FaultSection)  # type: ignore[arg-type]
+    no_reply: FaultSection = Field(default_factory=FaultSection)  # type: ignore[arg-type]
+    duplicate: FaultSection = Field(default_factory=FaultSection)  # type: ignore[arg-type]
+    out_of_order: FaultSection = Field(default_factory=FaultSection)  # type: ignore[arg-type]
+    missing_part: FaultSection = Field(default_factory=FaultSection)  # type: ignore[arg-type]
+    http_500: FaultSection = Field(default_factory=FaultSection)  # type: ignore[arg-type]
+    invalid: FaultSection = Field(default_factory=FaultSection)  # type: ignore[arg-type]
+    connection_reset: FaultSection = Field(default_factory=FaultSection)  # type: ignore[arg-type]
+
+
+class RepliesSection(_Section):
+    style: Literal["response", "created"] = Field(
+        "response", description="async results as <Noun>ResponseMessage, or as Created<Noun>"
+    )
+    part_size: int = Field(0, ge=0, description="async results in parts of at most this many meters; 0: one message")
+    delivery: Literal["as_completed", "at_end"] = Field(
+        "as_completed", description="send each part when its meters are done, or all parts when the job ends"
+    )
+    ack_required: bool = Field(False, description="set AckRequired on async results; no ack = failed delivery")
+    faults: ReplyFaultsSection = Field(default_factory=ReplyFaultsSection)
+
+
+class OutboxSection(_Section):
+    path: str | None = Field(None, description="SQLite file; default hes-sim-data/<scenario name>/outbox.sqlite3")
+    retry_initial_s: float = Field(1.0, gt=0, description="first retry after this many seconds")
+    retry_factor: float = Field(2.0, ge=1, description="each retry waits this much longer")
+    retry_max_s: float = Field(300.0, gt=0, description="longest wait between retries")
+    max_attempts: int = Field(0, ge=0, description="give up after this many attempts; 0: never")
+    concurrency: int = Field(8, ge=1, le=1024, description="deliveries in flight at once")
+    timeout_s: float = Field(30.0, gt=0, description="HTTP timeout of one delivery")
+
+
 class HeadEndSection(_Section):
     source: str = Field("hes-sim", min_length=1, description="Header/Source of every message we send")
     max_meters_per_request: int = Field(
@@ -76,6 +207,10 @@ class HeadEndSection(_Section):
     max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="larger request bodies get 1.8")
     validate_requests: bool = Field(True, description="validate inbound messages against profiles/")
     validate_responses: bool = Field(False, description="validate every reply too (slow; for debugging)")
+    max_jobs_in_flight: int = Field(8, ge=1, description="requests being worked on at once")
+    max_queued_jobs: int = Field(100, ge=0, description="requests waiting for a slot; more get 3.2")
+    max_outbox_backlog: int = Field(100_000, ge=1, description="undelivered messages past which requests get 5.1")
+    sync_timeout_s: float = Field(60.0, gt=0, description="a synchronous answer waits at most this (sim seconds)")
 
 
 class ServerSection(_Section):
@@ -89,6 +224,9 @@ class Scenario(_Section):
     seed: int = Field(1, ge=0, le=2**63 - 1, description="every random choice derives from it")
     fleet: FleetSection = Field(default_factory=FleetSection)  # type: ignore[arg-type]
     clock: ClockSection = Field(default_factory=ClockSection)  # type: ignore[arg-type]
+    comms: CommsSection = Field(default_factory=CommsSection)  # type: ignore[arg-type]
     headend: HeadEndSection = Field(default_factory=HeadEndSection)  # type: ignore[arg-type]
+    replies: RepliesSection = Field(default_factory=RepliesSection)  # type: ignore[arg-type]
+    outbox: OutboxSection = Field(default_factory=OutboxSection)  # type: ignore[arg-type]
     server: ServerSection = Field(default_factory=ServerSection)  # type: ignore[arg-type]
 

@@ -37,11 +37,16 @@ def get_profile(
 
 
 def typed_get(profile: str, correlation_id: str = "corr-1", verb: str = "get", noun: str = "MeterReadings",
-              request_extra: str = "") -> str:
+              request_extra: str = "", reply_address: str | None = None, ack_required: bool = False) -> str:
+    extra = ""
+    if reply_address is not None:
+        extra += f"<h:AsyncReplyFlag>true</h:AsyncReplyFlag><h:ReplyAddress>{reply_address}</h:ReplyAddress>"
+    if ack_required:
+        extra += "<h:AckRequired>true</h:AckRequired>"
     return (
         '<m:GetMeterReadings xmlns:m="http://iec.ch/TC57/2011/GetMeterReadingsMessage" '
         'xmlns:h="http://iec.ch/TC57/2011/schema/message">'
-        f"<m:Header><h:Verb>{verb}</h:Verb><h:Noun>{noun}</h:Noun>"
+        f"<m:Header><h:Verb>{verb}</h:Verb><h:Noun>{noun}</h:Noun>{extra}"
         f"<h:MessageID>msg-1</h:MessageID><h:CorrelationID>{correlation_id}</h:CorrelationID></m:Header>"
         f"<m:Request>{request_extra}{profile}</m:Request></m:GetMeterReadings>"
     )

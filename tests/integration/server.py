@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,10 +16,25 @@ REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "scenarios" / "demo.yaml"
 
 
+# Every meter answers after a fixed second: integration tests check wiring, not comm statistics.
+INSTANT_COMMS = "comms.classes={wired: {latency: {kind: fixed, value_s: 1.0}, success: 1.0, retries: 0}}"
+
+
 @contextmanager
-def running_simulator(*args: str, timeout: float = 30.0) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    cmd = [sys.executable, "-m", "simulator.cli", "run", str(DEMO), "--host", "127.0.0.1", "--port", "0", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+def running_simulator(*args: str, timeout: float = 30.0, cwd: Path | None = None
+                      ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`hes-sim run` on the demo scenario; its default outbox lands in `cwd` (a fresh temp dir)."""
+    with tempfile.TemporaryDirectory(prefix="hes-sim-test-") as tmp, \
+            running("run", str(DEMO), "--host", "127.0.0.1", "--port", "0", *args, timeout=timeout,
+                    cwd=cwd or Path(tmp)) as r:
+        yield r
+
+
+@contextmanager
+def running(*cli: str, timeout: float = 30.0, cwd: Path | None = None) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """Start `hes-sim <cli...>`; yield (base URL, process) once it prints `listening on URL`."""
+    cmd = [sys.executable, "-m", "simulator.cli", *cli]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     base = None
     lines: list[str] = []

@@ -22,12 +22,12 @@ from simulator.app import Simulator
 from simulator.scenario import load_scenario
 from tests.conformance.refschemas import assert_valid_both
 
-from .server import DEMO, REPO, running_simulator
+from .server import DEMO, INSTANT_COMMS, REPO, running_simulator
 
 pytestmark = pytest.mark.integration
 
 START = "2026-03-10T12:00:00Z"
-ARGS = ("--meters", "300", "--seed", "5", "--set", f"clock.start={START}", "--set", "clock.speed=1")
+ARGS = ("--meters", "300", "--seed", "5", "--set", f"clock.start={START}", "--speed", "20", "--set", INSTANT_COMMS)
 SHARED = REPO.parent / "shared"
 REFERENCE_WSDL = SHARED / "reference" / "61968-9-2013" / "connexo" / "meterreadings" / "GetMeterReadings.wsdl"
 NODE_DIR = Path(__file__).parent / "node"

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from lxml import etree
+from pydantic import BaseModel
 
 from simulator.app import Simulator
 from simulator.scenario import load_scenario
@@ -38,17 +39,22 @@ def test_readme_scenario_reference_lists_every_key_with_its_default() -> None:
 
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     defaults = Scenario()
-    for section in ("fleet", "clock", "headend", "server"):
+    for section in ("fleet", "clock", "headend", "server", "replies", "outbox", "comms"):
         for key in type(getattr(defaults, section)).model_fields:
+            value = getattr(getattr(defaults, section), key)
+            if isinstance(value, dict | list | BaseModel):
+                # Structured defaults are described in words, possibly per sub-key (`replies.faults.KIND`).
+                assert re.search(rf"^\| `{section}\.{key}[.`]", readme, re.M), f"README lacks {section}.{key}"
+                continue
             row = re.search(rf"^\| `{section}\.{key}` \| `?([^|`]*)`? \|", readme, re.M)
             assert row, f"README lacks {section}.{key}"
-            value = getattr(getattr(defaults, section), key)
             if isinstance(value, bool):
                 shown = str(value).lower()
-            elif isinstance(value, dict):
+            elif value is None:
+                shown = "null"
+            elif isinstance(value, int | float):
+                assert float(row.group(1)) == value, f"{section}.{key}: README says {row.group(1)!r}, default {value}"
                 continue
-            elif isinstance(value, float) and value.is_integer():
-                shown = str(int(value))
             else:
                 shown = str(value)
             assert row.group(1).strip() == shown, f"{section}.{key}: README says {row.group(1)!r}, default {shown!r}"

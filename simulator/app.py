@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +26,7 @@ from .model.fleet import Fleet, FleetConfig
 from .model.jobs import JobScheduler
 from .model.readings import Readings
 from .scenario import Scenario
+from .signals import wait_for_stop
 from .transports.http import make_app
 from .transports.soap_client import SoapSender
 
@@ -225,12 +223,7 @@ async def serve_forever(sim: Simulator, host: str, port: int, announce: Callable
     for name in sim.soap.service_names():
         announce(f"  POST {served.base_url}/{name}    WSDL {served.base_url}/{name}?wsdl")
     announce(f"listening on {served.base_url} (Ctrl-C stops)")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await wait_for_stop()
     finally:
         await served.close()

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import re
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -42,6 +40,7 @@ from simulator.cim.ns import METER_READINGS, MSG
 from simulator.errors import CimError, SimulatorError
 from simulator.ids import IdStream, derive_bytes
 from simulator.ports import HttpAnswer
+from simulator.signals import wait_for_stop
 from simulator.timeutil import format_datetime_ms
 
 MAX_REQUEST_BYTES = 256 * 1024 * 1024  # a 1,000-meter part of a day of 15-minute data is ~10 MB
@@ -393,13 +392,8 @@ async def _serve(args: argparse.Namespace, announce: Callable[[str], None]) -> M
     announce(f"MDMS receiver: journal {args.journal or '(none)'}, validation {'off' if args.no_validate else 'on'}, "
              f"delay {args.delay:g} s, fail rate {args.fail_rate:g}, drop rate {args.drop_rate:g}, seed {args.seed}")
     announce(f"listening on {running.base_url} (Ctrl-C stops)")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await wait_for_stop()
     finally:
         await running.close()
     return running.receiver

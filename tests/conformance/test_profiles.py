@@ -116,8 +116,9 @@ def zeep_operations(client: zeep.Client) -> dict[str, tuple[str, str, str, str]]
 
 
 def test_the_profiles_ship_the_expected_files() -> None:
-    assert schemas.xsd_names() == sorted(EXPECTED_ROOTS)
-    assert schemas.wsdl_services() == sorted(EXPECTED_OPERATIONS)
+    # The EndDevice families are listed in test_enddevice_profiles.py, which checks the complete set.
+    assert set(EXPECTED_ROOTS) <= set(schemas.xsd_names())
+    assert set(EXPECTED_OPERATIONS) <= set(schemas.wsdl_services())
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_ROOTS))

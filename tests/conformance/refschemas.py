@@ -20,6 +20,10 @@ REFERENCE_DIR = SHARED_DIR / "reference"
 
 _MR_2014 = "61968-9-2013/connexo-2014-elster"
 _MR_PUBLIC = "61968-9-2013/connexo/meterreadings/xsd"
+_ED_CLEAN = "61968-9-2013/cim4-enddevice/xsd"
+_EDC_PUBLIC = "61968-9-2013/connexo/enddevicecontrols/xsd"
+_EDE_PUBLIC = "61968-9-2013/connexo/enddeviceevents/xsd"
+_GEDE_PUBLIC = "61968-9-2013/connexo/getenddeviceevents/xsd"
 
 # kind -> reference files (relative to REFERENCE_DIR); the first is the primary one.
 # MeterReadings/GetMeterReadings: the 2014 copies are the closest to the plain IEC profiles.
@@ -34,6 +38,19 @@ REFERENCE_FILES: dict[str, tuple[str, ...]] = {
         f"{_MR_2014}/GetMeterReadingsMessage.xsd",
         f"{_MR_PUBLIC}/GetMeterReadingsMessage.xsd",
     ),
+    # EndDevice families. Payloads: the clean CIMTool copies first, then the copies the public
+    # WSDLs import (their vendor additions are optional, so IEC-valid documents pass there too).
+    # Wrappers: only copies in OUR wrapper namespaces (.../2011/...Message), i.e. the public ones.
+    "EndDeviceControls": (f"{_ED_CLEAN}/EndDeviceControls.xsd", f"{_EDC_PUBLIC}/EndDeviceControls.xsd"),
+    "EndDeviceControlsMessage": (f"{_EDC_PUBLIC}/EndDeviceControlsMessage.xsd",),
+    "EndDeviceEvents": (f"{_ED_CLEAN}/EndDeviceEvents.xsd", f"{_EDE_PUBLIC}/EndDeviceEvents.xsd"),
+    "EndDeviceEventsMessage": (f"{_EDE_PUBLIC}/EndDeviceEventsMessage.xsd",),
+    "GetEndDeviceEvents": (f"{_GEDE_PUBLIC}/GetEndDeviceEvents.xsd",),
+    "GetEndDeviceEventsMessage": (f"{_GEDE_PUBLIC}/GetEndDeviceEventsMessage.xsd",),
+    # The same wrappers in the 2017 namespaces (http://iec.ch/TC57/2017/<Noun>Message), which readers
+    # accept: we ship no schema for them, so use reference_errors() rather than assert_valid_both().
+    "EndDeviceControlsMessage2017": (f"{_ED_CLEAN}/EndDeviceControlsMessage.xsd",),
+    "EndDeviceEventsMessage2017": (f"{_ED_CLEAN}/EndDeviceEventsMessage.xsd",),
 }
 
 Document: TypeAlias = "etree._Element | etree._ElementTree | bytes"

@@ -84,7 +84,7 @@ def test_profile_uri_mapper_only_rewrites_the_wsdl_sibling_xsd_dir() -> None:
 
 def test_validator_is_compiled_once_and_accepts_file_names() -> None:
     assert schemas.validator("MeterReadingsMessage") is schemas.validator("MeterReadingsMessage.xsd")
-    with pytest.raises(ValueError, match="known: .*GetMeterReadings"):
+    with pytest.raises(ValueError, match=r"known: .*GetMeterReadings"):
         schemas.validator("MeterReadSchedule")
 
 

@@ -9,7 +9,7 @@ from lxml import etree
 
 from simulator.cim.enddeviceevents import EventOut, build_end_device_events, parse_end_device_events
 from simulator.cim.envelope import OutHeader, Reply, build_event, build_response, read_request, typed_root
-from simulator.cim.ns import END_DEVICE_EVENTS, END_DEVICE_EVENTS_MSG
+from simulator.cim.ns import END_DEVICE_EVENTS, END_DEVICE_EVENTS_MSG, GET_END_DEVICE_EVENTS_MSG
 from simulator.cim.xml import parse_xml
 from simulator.errors import CimError
 from tests.cim.enddevice_schemas import assert_valid
@@ -70,6 +70,11 @@ def test_documents_and_their_messages_validate() -> None:
     response = build_response(f"{{{END_DEVICE_EVENTS_MSG}}}EndDeviceEventsResponseMessage", header, Reply("OK"), doc)
     assert_valid(response, "EndDeviceEventsMessage")
     assert_valid(build_event(None, header, doc), "Message")
+    # The answer to a GetEndDeviceEvents carries the same document in the Get wrapper's namespace.
+    get_answer = build_response(
+        f"{{{GET_END_DEVICE_EVENTS_MSG}}}EndDeviceEventsResponseMessage", header, Reply("OK"), doc
+    )
+    assert_valid(get_answer, "GetEndDeviceEventsMessage")
     message = read_request(parse_xml(created))
     assert message.header.verb == "created" and message.kind == "typed"
     assert parse_end_device_events(message.payload_elements[0]) == (DISCONNECTED, BARE, nasty)

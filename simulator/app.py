@@ -22,9 +22,13 @@ from .headend.soap import SoapService
 from .ids import IdStream
 from .model.clock import SimClock
 from .model.comms import CohortSpec, CommClassSpec, CommConfig, CommModel, LatencySpec
+from .model.demand import DemandResets
+from .model.events import EventLog
 from .model.fleet import Fleet, FleetConfig
 from .model.jobs import JobScheduler
 from .model.readings import Readings
+from .model.relay import RelayConfig, RelayModel
+from .model.supply import SupplyHistory
 from .scenario import Scenario
 from .signals import wait_for_stop
 from .transports.http import make_app
@@ -99,6 +103,29 @@ def fault_rules(scenario: Scenario, fleet: Fleet, source: str) -> list[FaultRule
     return rules
 
 
+def relay_config(scenario: Scenario, fleet: Fleet, source: str) -> RelayConfig:
+    r = scenario.relay
+    failing: list[int] = []
+    for name in r.failure_meters:
+        i = _meter_index(fleet, name)
+        if i is None:
+            raise ScenarioError(source, "relay.failure_meters", f"no meter {name!r} (give an mRID or serial)")
+        failing.append(i)
+    for name in r.failure_groups:
+        group = fleet.group_by_name(name)
+        if group is None:
+            raise ScenarioError(source, "relay.failure_groups", f"no group named {name!r} in this fleet")
+        failing += fleet.group_members(group).tolist()
+    return RelayConfig(
+        failure_probability=r.failure_probability,
+        failure_meters=tuple(sorted(set(failing))),
+        connect_when_connected=r.connect_when_connected,
+        disconnect_when_disconnected=r.disconnect_when_disconnected,
+        customer_closes_probability=r.customer_closes_probability,
+        customer_delay_median_s=r.customer_delay_median_s,
+    )
+
+
 def outbox_path(scenario: Scenario) -> Path:
     if scenario.outbox.path:
         return Path(scenario.outbox.path)
@@ -115,7 +142,13 @@ class Simulator:
         self.scenario = scenario
         self.seed = scenario.seed
         self.fleet = Fleet(fleet_config(scenario))
-        self.readings = Readings(self.fleet)
+        # Per-meter state that changes with what happens: supply interruptions, demand resets,
+        # relay positions and the event history. Each costs memory only for what happened.
+        self.supply = SupplyHistory()
+        self.demand = DemandResets()
+        self.events = EventLog()
+        self.relay = RelayModel(self.fleet, relay_config(scenario, self.fleet, source), self.supply)
+        self.readings = Readings(self.fleet, supply=self.supply, demand=self.demand)
         self.env = simpy.Environment()
         start = scenario.clock.start
         epoch = int(wall_clock()) if isinstance(start, str) else int(start.timestamp())
@@ -145,6 +178,11 @@ class Simulator:
                                   ack_required=r.ack_required, sync_timeout_s=h.sync_timeout_s),
             faults=FaultInjector(self.fleet, fault_rules(scenario, self.fleet, source), scenario.seed),
             outbound=self.outbound,
+            relay=self.relay,
+            events=self.events,
+            demand=self.demand,
+            ping_control_type=h.ping_control_type,
+            events_address=r.events_address,
             wall_clock=wall_clock,
         )
         self.soap = SoapService(self.headend, max_request_bytes=h.max_request_bytes)

@@ -39,7 +39,7 @@ def test_readme_scenario_reference_lists_every_key_with_its_default() -> None:
 
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     defaults = Scenario()
-    for section in ("fleet", "clock", "headend", "server", "replies", "outbox", "comms"):
+    for section in ("fleet", "clock", "headend", "server", "replies", "outbox", "comms", "relay"):
         for key in type(getattr(defaults, section)).model_fields:
             value = getattr(getattr(defaults, section), key)
             if isinstance(value, dict | list | BaseModel):

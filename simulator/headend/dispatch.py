@@ -18,20 +18,29 @@ import simpy
 from lxml import etree
 
 from ..cim import codes, ns
+from ..cim.enddevicecontrols import normalise_control_type, parse_end_device_controls
 from ..cim.envelope import InboundMessage
-from ..cim.getmeterreadings import parse_get_meter_readings
+from ..cim.getenddeviceevents import parse_get_end_device_events
+from ..cim.getmeterreadings import MeterReadingsQuery, parse_get_meter_readings
 from ..cim.messages import ErrorItem, IdRef, OutHeader, Reply
 from ..cim.schemas import validate
 from ..errors import CimError
 from ..ids import IdStream, derive_uuid
 from ..model.clock import SimClock
+from ..model.demand import DemandResets
+from ..model.events import EventLog
 from ..model.fleet import Fleet
 from ..model.jobs import JobBatch, JobScheduler, Overloaded
 from ..model.readings import Readings
+from ..model.relay import RelayModel
 from ..timeutil import format_datetime_ms
+from .controls import Control, ControlDesk, accepted_reply, outcome_for
+from .eventsquery import get_end_device_events
 from .faults import ActiveFaults, FaultInjector
 from .meterreadings import ReadLimits, ReadPlan, build_payload, prepare_read
+from .ping import PING_READING_TYPE, PingReply
 from .readjob import AsyncReadReply, OutboundPart, ReplySettings, ResultCollector, overall_reply
+from .selection import select_meters
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,7 @@ class Outbound(Protocol):
 
 # Nouns we know, so an unknown noun (2.5) is told apart from a known noun with a verb we
 # do not serve for it (2.9).
-KNOWN_NOUNS = ("MeterReadings",)
+KNOWN_NOUNS = ("MeterReadings", "EndDeviceControls", "EndDeviceEvents")
 Respond = Callable[[Outcome], None]
 
 
@@ -85,6 +94,11 @@ class HeadEnd:
         replies: ReplySettings,
         faults: FaultInjector,
         outbound: Outbound,
+        relay: RelayModel,
+        events: EventLog,
+        demand: DemandResets,
+        ping_control_type: str = "3.1.0.0",
+        events_address: str | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.fleet = fleet
@@ -97,6 +111,12 @@ class HeadEnd:
         self.replies = replies
         self.faults = faults
         self.outbound = outbound
+        self.relay = relay
+        self.events = events
+        self.demand = demand
+        self.ping_control_type = normalise_control_type(ping_control_type) or ping_control_type
+        self.events_address = events_address
+        self.controls = ControlDesk(self)
         self.wall_clock = wall_clock
         self._keys = itertools.count()
         # Set by the live driver so every request sees the sim clock caught up to the wall clock.
@@ -105,6 +125,9 @@ class HeadEnd:
         self.live = False
         self._routes: dict[tuple[str, str], Callable[[InboundMessage, Respond], None]] = {
             ("get", "MeterReadings"): self._get_meter_readings,
+            ("create", "EndDeviceControls"): self._create_controls,
+            ("cancel", "EndDeviceControls"): self._cancel_controls,
+            ("get", "EndDeviceEvents"): self._get_end_device_events,
         }
 
     # -- routing -------------------------------------------------------------------------
@@ -155,6 +178,9 @@ class HeadEnd:
                 raise CimError(codes.SCHEMA_INVALID, "the GetMeterReadings element is not valid: "
                                + "; ".join(errors[:3]))
         query = parse_get_meter_readings(profile)
+        if tuple(query.reading_types) == (PING_READING_TYPE,):
+            self._ping_read(msg, query, respond)
+            return
         req = msg.request
         plan = prepare_read(
             self.fleet, self.readings, query,
@@ -176,7 +202,7 @@ class HeadEnd:
 
     def _start_sync(self, plan: ReadPlan, key: int, faults: ActiveFaults, ack: tuple[ErrorItem, ...],
                     respond: Respond) -> None:
-        collector = ResultCollector(self.fleet.mrids, plan)
+        collector = ResultCollector(self.fleet.mrids, plan.idx)
         good: list[np.ndarray] = []
         errors: list[ErrorItem] = []
 
@@ -215,7 +241,7 @@ class HeadEnd:
         if not plan.empty_range and len(plan.idx):
             reply = AsyncReadReply(
                 plan=plan,
-                collector=ResultCollector(self.fleet.mrids, plan),
+                collector=ResultCollector(self.fleet.mrids, plan.idx),
                 build_payload_for=lambda pos: build_payload(self.fleet, self.readings, plan, pos),
                 header=lambda verb, props: self.header(None, verb, "MeterReadings", props, correlation,
                                                        self.replies.ack_required or None),
@@ -232,6 +258,112 @@ class HeadEnd:
         accepted = Reply(result, (*ack, *plan.item_errors),
                          ids=(IdRef(transaction, kind="transaction"),))
         self._answer(respond, Outcome("MeterReadings", accepted), faults, sync_faults_only=True)
+
+    # -- ping ------------------------------------------------------------------------------
+    def _destination(self, msg: InboundMessage) -> str | None:
+        address = (msg.header.reply_address or "").strip()
+        if address.startswith(("http://", "https://")):
+            return address
+        if msg.header.async_reply_flag:
+            raise CimError(codes.MANDATORY_FIELD_MISSING,
+                           "AsyncReplyFlag is true, so Header/ReplyAddress must be the http(s) URL "
+                           f"where results are sent (got {address!r})")
+        return self.events_address
+
+    def _ping(self, msg: InboundMessage, idx: np.ndarray, item_errors: list[ErrorItem], key: int,
+              sync: Respond | None, noun: str) -> None:
+        """Start a ping job; sync answers through `sync`, otherwise results go to the destination."""
+        correlation = msg.header.correlation_id or msg.header.message_id or derive_uuid(self.ids_seed, "corr", key)
+        faults = self.faults.decide(key, idx)
+        destination = None if sync else self._destination(msg)
+        if sync is None and destination is None:
+            raise CimError(codes.MANDATORY_FIELD_MISSING, "a ping needs a ReplyAddress (or replies.events_address) "
+                           "to send its results to")
+
+        def answer(reply: Reply, payload: bytes | None) -> None:
+            assert sync is not None
+            self._answer(sync, Outcome(noun, reply, payload), faults)
+
+        ping = PingReply(
+            fleet=self.fleet, idx=idx, epoch_unix=self.clock.epoch_unix, item_errors=item_errors,
+            header=lambda verb, props: self.header(None, verb, "MeterReadings", props, correlation,
+                                                   self.replies.ack_required or None),
+            emit=lambda parts: self._emit(parts, faults.delay_s if "late" in faults else 0.0),
+            destination=destination, correlation_id=correlation, ack_required=self.replies.ack_required,
+            sync_answer=answer if sync is not None else None,
+        )
+        job = self._submit_job(idx, key, ping.on_batch, None)
+        if sync is not None:
+            def sync_timeout(env: simpy.Environment):
+                yield env.timeout(self.replies.sync_timeout_s)
+                if not job.done.triggered:
+                    job.cancel()
+
+            self.env.process(sync_timeout(self.env))
+
+    def _ping_read(self, msg: InboundMessage, query: MeterReadingsQuery, respond: Respond) -> None:
+        sel = select_meters(self.fleet, self.settings.max_meters_per_request, query.end_devices, query.usage_points,
+                            (*query.end_device_groups, *query.usage_point_groups))
+        key = next(self._keys)
+        ack = (_ack(),) if msg.header.ack_required else ()
+        if not len(sel.indices):
+            self._answer(respond, Outcome("MeterReadings", Reply(codes.RESULT_FAILED, (*ack, *sel.errors))),
+                         ActiveFaults())
+            return
+        if not msg.header.async_reply_flag:
+            self._ping(msg, sel.indices, sel.errors, key, respond, "MeterReadings")
+            return
+        self._ping(msg, sel.indices, sel.errors, key, None, "MeterReadings")
+        accepted = Reply(codes.RESULT_PARTIAL if sel.errors else codes.RESULT_OK, (*ack, *sel.errors),
+                         ids=(IdRef(derive_uuid(self.ids_seed, "job", key), kind="transaction"),))
+        respond(Outcome("MeterReadings", accepted))
+
+    # -- EndDeviceControls -------------------------------------------------------------------
+    def _create_controls(self, msg: InboundMessage, respond: Respond) -> None:
+        payload = _validated(self, _find_profile(msg, ns.END_DEVICE_CONTROLS, "EndDeviceControls", in_payload=True),
+                             "EndDeviceControls")
+        items = parse_end_device_controls(payload)
+        destination = self._destination(msg)
+        ack = (_ack(),) if msg.header.ack_required else ()
+        ping_items = [i for i in items if normalise_control_type(i.control_type or "") == self.ping_control_type]
+        others = tuple(i for i in items if i not in ping_items)
+        controls, errors = self.controls.create(others, msg.header.correlation_id or msg.header.message_id,
+                                                destination, lambda: next(self._keys))
+        accepted: list[Control] = list(controls)
+        for item in ping_items:
+            sel = select_meters(self.fleet, self.settings.max_meters_per_request, item.end_devices,
+                                item.usage_points, (*item.end_device_groups, *item.usage_point_groups))
+            errors.extend(sel.errors)
+            if len(sel.indices):
+                key = next(self._keys)
+                self._ping(msg, sel.indices, list(sel.errors), key, None, "EndDeviceControls")
+        respond(outcome_for(accepted_reply(accepted, errors, ack)) if accepted or not ping_items
+                else Outcome("EndDeviceControls", Reply(codes.RESULT_PARTIAL if errors else codes.RESULT_OK,
+                                                        (*ack, *errors))))
+
+    def _cancel_controls(self, msg: InboundMessage, respond: Respond) -> None:
+        idents = [i.value for i in (*(msg.request.ids if msg.request else ()), *msg.payload_ids)]
+        for el in (*(msg.request.elements if msg.request else ()), *msg.payload_elements):
+            if el.tag == f"{{{ns.END_DEVICE_CONTROLS}}}EndDeviceControls":
+                for item in parse_end_device_controls(_validated(self, el, "EndDeviceControls")):
+                    idents += [v for v in (item.issuer_tracking_id, item.mrid) if v]
+        reply = self.controls.cancel(list(dict.fromkeys(idents)))
+        if msg.header.ack_required:
+            reply = Reply(reply.result, (_ack(), *reply.errors), reply.ids)
+        respond(Outcome("EndDeviceControls", reply))
+
+    # -- EndDeviceEvents ---------------------------------------------------------------------
+    def _get_end_device_events(self, msg: InboundMessage, respond: Respond) -> None:
+        profile = _validated(self, _find_profile(msg, ns.GET_END_DEVICE_EVENTS, "GetEndDeviceEvents"),
+                             "GetEndDeviceEvents")
+        query = parse_get_end_device_events(profile)
+        req = msg.request
+        answer = get_end_device_events(self, query, req.start_time if req else None, req.end_time if req else None,
+                                       self.settings.max_readings_per_reply)
+        reply = answer.reply
+        if msg.header.ack_required:
+            reply = Reply(reply.result, (_ack(), *reply.errors), reply.ids)
+        respond(Outcome("EndDeviceEvents", reply, answer.payload))
 
     @property
     def ids_seed(self) -> int:
@@ -283,15 +415,26 @@ class HeadEnd:
         self.env.process(later(self.env))
 
 
+def _validated(self: HeadEnd, element: etree._Element, schema: str) -> etree._Element:
+    if self.settings.validate_requests:
+        errors = validate(element, schema)
+        if errors:
+            raise CimError(codes.SCHEMA_INVALID, f"the {etree.QName(element).localname} element is not valid: "
+                           + "; ".join(errors[:3]))
+    return element
+
+
 def _ack() -> ErrorItem:
     return ErrorItem(codes.ACKNOWLEDGED, codes.LEVEL_INFORM, codes.reason_for(codes.ACKNOWLEDGED))
 
 
-def _find_profile(msg: InboundMessage, namespace: str, local: str) -> etree._Element:
+def _find_profile(msg: InboundMessage, namespace: str, local: str, in_payload: bool = False) -> etree._Element:
     tag = f"{{{namespace}}}{local}"
     for el in (*(msg.request.elements if msg.request else ()), *msg.payload_elements):
         if el.tag == tag:
             return el
+    if in_payload:
+        raise CimError(codes.PAYLOAD_MISSING, f"the message carries no {local} payload (namespace {namespace})")
     if msg.request is None:
         raise CimError(codes.REQUEST_MISSING, f"the message has no Request element; it must carry {local}")
     raise CimError(codes.REQUEST_MISSING, f"the Request carries no {local} element "

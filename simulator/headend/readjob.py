@@ -58,11 +58,10 @@ class OutboundPart:
 class ResultCollector:
     """Turns job batches into per-meter data positions and per-meter errors."""
 
-    def __init__(self, fleet_mrids: Callable[[np.ndarray], list[str]], plan: ReadPlan) -> None:
+    def __init__(self, fleet_mrids: Callable[[np.ndarray], list[str]], idx: np.ndarray) -> None:
         self._mrids = fleet_mrids
-        self.plan = plan
-        order = np.argsort(plan.idx, kind="stable")
-        self._sorted = plan.idx[order]
+        order = np.argsort(idx, kind="stable")
+        self._sorted = idx[order]
         self._order = order
         self.ok_meters = 0
         self.errors_total = 0

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TypedService:
     name: str
-    request_tag: str         # the one root element this service accepts
+    request_tags: tuple[str, ...]  # the root elements this service accepts
     request_schema: str      # profiles/xsd file stem that validates the whole request
     response_ns: str         # namespace of <Noun>ResponseMessage / <Noun>FaultMessage on the wire
     noun: str
@@ -37,10 +37,28 @@ class TypedService:
 TYPED_SERVICES: dict[str, TypedService] = {
     "GetMeterReadings": TypedService(
         name="GetMeterReadings",
-        request_tag=f"{{{ns.GET_METER_READINGS_MSG}}}GetMeterReadings",
+        request_tags=(f"{{{ns.GET_METER_READINGS_MSG}}}GetMeterReadings",),
         request_schema="GetMeterReadingsMessage",
         response_ns=ns.GET_METER_READINGS_MSG,
         noun="MeterReadings",
+    ),
+    "ExecuteEndDeviceControls": TypedService(
+        name="ExecuteEndDeviceControls",
+        # The 2017 copies of these wrappers are in use too; we read both and answer in 2011.
+        request_tags=tuple(
+            f"{{http://iec.ch/TC57/{year}/EndDeviceControlsMessage}}{verb}EndDeviceControls"
+            for year in ("2011", "2017") for verb in ("Create", "Cancel")
+        ),
+        request_schema="EndDeviceControlsMessage",
+        response_ns=ns.END_DEVICE_CONTROLS_MSG,
+        noun="EndDeviceControls",
+    ),
+    "GetEndDeviceEvents": TypedService(
+        name="GetEndDeviceEvents",
+        request_tags=(f"{{{ns.GET_END_DEVICE_EVENTS_MSG}}}GetEndDeviceEvents",),
+        request_schema="GetEndDeviceEventsMessage",
+        response_ns=ns.GET_END_DEVICE_EVENTS_MSG,
+        noun="EndDeviceEvents",
     ),
 }
 GENERIC_SERVICE = "Message"
@@ -84,11 +102,13 @@ class SoapService:
 
     async def _serve(self, typed: TypedService | None, version: SoapVersion, root: etree._Element) -> HttpAnswer:
         if typed is not None:
-            if root.tag != typed.request_tag:
+            if root.tag not in typed.request_tags:
                 raise CimError(codes.SCHEMA_INVALID,
-                               f"/{typed.name} takes {typed.request_tag}, got {root.tag}; "
+                               f"/{typed.name} takes {' or '.join(typed.request_tags)}, got {root.tag}; "
                                f"send generic RequestMessages to /{GENERIC_SERVICE}")
-            schema: str | None = typed.request_schema
+            # A 2017 wrapper is read, but our schemas are the 2011 ones: its payload is still checked.
+            wrapper_ns = etree.QName(root).namespace or ""
+            schema: str | None = typed.request_schema if wrapper_ns.startswith("http://iec.ch/TC57/2011/") else None
         else:
             schema = "Message" if etree.QName(root).namespace == ns.MSG else None
         msg = read_request(root)

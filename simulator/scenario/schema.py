@@ -183,7 +183,26 @@ class RepliesSection(_Section):
         "as_completed", description="send each part when its meters are done, or all parts when the job ends"
     )
     ack_required: bool = Field(False, description="set AckRequired on async results; no ack = failed delivery")
+    events_address: str | None = Field(
+        None, pattern=r"^https?://", description="where EndDeviceEvents go when a request names no ReplyAddress"
+    )
     faults: ReplyFaultsSection = Field(default_factory=ReplyFaultsSection)
+
+
+class RelaySection(_Section):
+    failure_probability: float = Field(0.01, ge=0, le=1, description="a relay operation fails (3.31.0.84 / 3.31.0.67)")
+    failure_meters: list[str] = Field(default_factory=list, description="meters whose relay always fails")
+    failure_groups: list[str] = Field(default_factory=list, description="groups whose relays always fail")
+    connect_when_connected: Literal["success", "failure"] = Field(
+        "success", description="a connect on a connected meter: idempotent success, or a failure"
+    )
+    disconnect_when_disconnected: Literal["success", "failure"] = Field(
+        "success", description="a disconnect on a disconnected meter: idempotent success, or a failure"
+    )
+    customer_closes_probability: float = Field(
+        0.9, ge=0, le=1, description="share of armed meters whose customer closes the relay"
+    )
+    customer_delay_median_s: float = Field(1800.0, gt=0, description="median delay before the customer closes")
 
 
 class OutboxSection(_Section):
@@ -211,6 +230,9 @@ class HeadEndSection(_Section):
     max_queued_jobs: int = Field(100, ge=0, description="requests waiting for a slot; more get 3.2")
     max_outbox_backlog: int = Field(100_000, ge=1, description="undelivered messages past which requests get 5.1")
     sync_timeout_s: float = Field(60.0, gt=0, description="a synchronous answer waits at most this (sim seconds)")
+    ping_control_type: str = Field(
+        "3.1.0.0", pattern=r"^\d+\.\d+\.\d+\.\d+$", description="EndDeviceControlType code that means ping"
+    )
 
 
 class ServerSection(_Section):
@@ -227,6 +249,7 @@ class Scenario(_Section):
     comms: CommsSection = Field(default_factory=CommsSection)  # type: ignore[arg-type]
     headend: HeadEndSection = Field(default_factory=HeadEndSection)  # type: ignore[arg-type]
     replies: RepliesSection = Field(default_factory=RepliesSection)  # type: ignore[arg-type]
+    relay: RelaySection = Field(default_factory=RelaySection)  # type: ignore[arg-type]
     outbox: OutboxSection = Field(default_factory=OutboxSection)  # type: ignore[arg-type]
     server: ServerSection = Field(default_factory=ServerSection)  # type: ignore[arg-type]
 

@@ -59,3 +59,57 @@ def generic_get(profile: str, verb: str = "get", noun: str = "MeterReadings", co
         f"<msg:CorrelationID>{correlation_id}</msg:CorrelationID></msg:Header>"
         f"<msg:Request>{profile}</msg:Request></msg:RequestMessage>"
     )
+
+
+def control(code: str, *, meters: list[str] = (), groups: list[str] = (), tracking: str | None = None,  # type: ignore[assignment]
+            start: str | None = None) -> str:
+    """One EndDeviceControl element (profile namespace prefix `c`)."""
+    parts = ["<c:EndDeviceControl>"]
+    if tracking:
+        parts.append(f"<c:issuerTrackingID>{tracking}</c:issuerTrackingID>")
+    parts.append(f'<c:EndDeviceControlType ref="{code}"/>')
+    parts += [f"<c:EndDeviceGroups><c:Names><c:name>{g}</c:name></c:Names></c:EndDeviceGroups>" for g in groups]
+    parts += [f"<c:EndDevices><c:mRID>{m}</c:mRID></c:EndDevices>" for m in meters]
+    if start:
+        parts.append(f"<c:primaryDeviceTiming><c:interval><c:start>{start}</c:start></c:interval></c:primaryDeviceTiming>")
+    parts.append("</c:EndDeviceControl>")
+    return "".join(parts)
+
+
+def controls_request(verb: str, controls: list[str], *, reply_address: str | None = None,
+                     correlation_id: str = "ctl-1", request_ids: list[str] = ()) -> str:  # type: ignore[assignment]
+    """CreateEndDeviceControls / CancelEndDeviceControls as an MDMS sends it."""
+    extra = ""
+    if reply_address:
+        extra = f"<h:AsyncReplyFlag>true</h:AsyncReplyFlag><h:ReplyAddress>{reply_address}</h:ReplyAddress>"
+    request = ""
+    if request_ids:
+        request = "<m:Request>" + "".join(f'<h:ID kind="transaction">{i}</h:ID>' for i in request_ids) + "</m:Request>"
+    payload = ""
+    if controls:
+        payload = ('<m:Payload><c:EndDeviceControls xmlns:c="http://iec.ch/TC57/2011/EndDeviceControls#">'
+                   + "".join(controls) + "</c:EndDeviceControls></m:Payload>")
+    return (
+        f'<m:{verb}EndDeviceControls xmlns:m="http://iec.ch/TC57/2011/EndDeviceControlsMessage" '
+        'xmlns:h="http://iec.ch/TC57/2011/schema/message">'
+        f"<m:Header><h:Verb>{verb.lower()}</h:Verb><h:Noun>EndDeviceControls</h:Noun>{extra}"
+        f"<h:CorrelationID>{correlation_id}</h:CorrelationID></m:Header>{request}{payload}"
+        f"</m:{verb}EndDeviceControls>"
+    )
+
+
+def get_events(*, meters: list[str] = (), types: list[str] = (),  # type: ignore[assignment]
+               period: tuple[str, str] | None = None) -> str:
+    parts = ['<e:GetEndDeviceEvents xmlns:e="http://iec.ch/TC57/2011/GetEndDeviceEvents#">']
+    parts += [f"<e:EndDeviceEventType><e:mRID>{t}</e:mRID></e:EndDeviceEventType>" for t in types]
+    parts += [f"<e:Meter><e:mRID>{m}</e:mRID></e:Meter>" for m in meters]
+    if period:
+        parts.append(f"<e:TimeSchedule><e:scheduleInterval><e:end>{period[1]}</e:end><e:start>{period[0]}</e:start>"
+                     "</e:scheduleInterval></e:TimeSchedule>")
+    parts.append("</e:GetEndDeviceEvents>")
+    return (
+        '<m:GetEndDeviceEvents xmlns:m="http://iec.ch/TC57/2011/GetEndDeviceEventsMessage" '
+        'xmlns:h="http://iec.ch/TC57/2011/schema/message">'
+        "<m:Header><h:Verb>get</h:Verb><h:Noun>EndDeviceEvents</h:Noun><h:CorrelationID>ev-1</h:CorrelationID>"
+        f"</m:Header><m:Request>{''.join(parts)}</m:Request></m:GetEndDeviceEvents>"
+    )

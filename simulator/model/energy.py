@@ -69,6 +69,21 @@ def cumulative_range(total: I64, weights: I64, first: int, last: int) -> I64:
     return out
 
 
+def cumulative_at(total: I64, weights: I64, cols: I64) -> I64:
+    """Entry cols[i] of row i of cumulative_partition(total, weights), dividing only those cells."""
+    c = np.cumsum(weights, axis=-1)
+    w = np.maximum(c[:, -1], 1)
+    if total.size and int(total.max()) * int(w.max()) >= _INT64_LIMIT:
+        raise OverflowError("energy partition exceeds int64; a profile magnitude is out of range")
+    k = weights.shape[-1]
+    rows = np.arange(len(cols))
+    out = total * c[rows, np.maximum(cols - 1, 0)] // w
+    out[cols == 0] = 0
+    last = cols == k
+    out[last] = total[last]
+    return out
+
+
 def _weight(x: F64) -> I64:
     """Integer weights, at least 1 so that every month and day keeps a share."""
     return np.maximum(x.astype(np.int64), 1)
@@ -206,8 +221,31 @@ class EnergyChannel:
         Uses only the prefix entries on t's path down the tree (cumulative_range), which are the
         same integers the full partitions give to intervals.
         """
-        total = self.base(m)
+        local_t = int(local_t)
         d = local_t // DAY_S
+        return self._register_on_day(m, d, local_t - d * DAY_S)
+
+    def register_at(self, m: I64, local_t: I64) -> I64:
+        """register() with an instant per meter, in one pass per distinct local day.
+
+        Supply periods need the register at each meter's own switching instants; a pass per day
+        rather than per instant keeps meters switched at scattered times cheap.
+        """
+        out = np.empty(len(m), dtype=np.int64)
+        if not len(m):
+            return out
+        days = local_t // DAY_S
+        order = np.argsort(days, kind="stable")
+        sorted_days = days[order]
+        cuts = np.flatnonzero(np.diff(sorted_days)) + 1
+        for sel in np.split(order, cuts):
+            d = int(days[sel[0]])
+            out[sel] = self._register_on_day(m[sel], d, local_t[sel] - d * DAY_S)
+        return out
+
+    def _register_on_day(self, m: I64, d: int, seconds: int | I64) -> I64:
+        """Register at `seconds` (one for all, or one per meter) into local day d."""
+        total = self.base(m)
         y, mo, dom = civil(d)
         if y < self.origin_year:
             return total
@@ -215,9 +253,17 @@ class EnergyChannel:
             total += self.year_totals(m, range(self.origin_year, y)).sum(axis=1)
         mp = cumulative_range(self.year_totals(m, [y])[:, 0], self._month_weights(m, y), mo - 1, mo)
         dp = cumulative_range(mp[:, 1] - mp[:, 0], self._day_weights(m, y, mo), dom - 1, dom)
-        s, elapsed = divmod(local_t - d * DAY_S, SLOT_S)
-        sp = cumulative_range(dp[:, 1] - dp[:, 0], self._slot_weights(m, [d])[:, 0, :], s, s + 1)
-        total += mp[:, 0] + dp[:, 0] + sp[:, 0]
-        if elapsed:
-            total += (sp[:, 1] - sp[:, 0]) * elapsed // SLOT_S
-        return total
+        total += mp[:, 0] + dp[:, 0]
+        weights = self._slot_weights(m, [d])[:, 0, :]
+        if isinstance(seconds, int):
+            s, elapsed = divmod(seconds, SLOT_S)
+            sp = cumulative_range(dp[:, 1] - dp[:, 0], weights, s, s + 1)
+            total += sp[:, 0]
+            if elapsed:
+                total += (sp[:, 1] - sp[:, 0]) * elapsed // SLOT_S
+            return total
+        slot, elapsed_each = np.divmod(seconds, SLOT_S)
+        day_total = dp[:, 1] - dp[:, 0]
+        before = cumulative_at(day_total, weights, slot)
+        after = cumulative_at(day_total, weights, slot + 1)
+        return total + before + (after - before) * elapsed_each // SLOT_S

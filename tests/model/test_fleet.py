@@ -33,7 +33,8 @@ def test_reading_type_registry() -> None:
     assert all(len(code.split(".")) == 18 for code in READING_TYPES)
     assert RECEIVED_15M in class_reading_types("prosumer")
     assert RECEIVED_15M not in class_reading_types("residential")
-    assert len(class_reading_types("prosumer")) == 7 and len(class_reading_types("commercial")) == 4
+    # every class also records the maximum-demand register (issue 4)
+    assert len(class_reading_types("prosumer")) == 8 and len(class_reading_types("commercial")) == 5
     order = list(READING_TYPES)
     for cls in METER_CLASSES:
         codes = class_reading_types(cls)

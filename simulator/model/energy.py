@@ -69,18 +69,17 @@ def cumulative_range(total: I64, weights: I64, first: int, last: int) -> I64:
     return out
 
 
-def cumulative_at(total: I64, weights: I64, cols: I64) -> I64:
-    """Entry cols[i] of row i of cumulative_partition(total, weights), dividing only those cells."""
+def cumulative_at(total: I64, weights: I64, rows: I64, cols: I64) -> I64:
+    """Entries (rows[i], cols[i]) of cumulative_partition(total, weights), dividing only those."""
     c = np.cumsum(weights, axis=-1)
     w = np.maximum(c[:, -1], 1)
     if total.size and int(total.max()) * int(w.max()) >= _INT64_LIMIT:
         raise OverflowError("energy partition exceeds int64; a profile magnitude is out of range")
     k = weights.shape[-1]
-    rows = np.arange(len(cols))
-    out = total * c[rows, np.maximum(cols - 1, 0)] // w
+    out = total[rows] * c[rows, np.maximum(cols - 1, 0)] // w[rows]
     out[cols == 0] = 0
     last = cols == k
-    out[last] = total[last]
+    out[last] = total[rows[last]]
     return out
 
 
@@ -223,47 +222,52 @@ class EnergyChannel:
         """
         local_t = int(local_t)
         d = local_t // DAY_S
-        return self._register_on_day(m, d, local_t - d * DAY_S)
+        prefix, day_total, weights = self._day_start(m, d)
+        if day_total is None or weights is None:
+            return prefix
+        s, elapsed = divmod(local_t - d * DAY_S, SLOT_S)
+        sp = cumulative_range(day_total, weights, s, s + 1)
+        prefix += sp[:, 0]
+        if elapsed:
+            prefix += (sp[:, 1] - sp[:, 0]) * elapsed // SLOT_S
+        return prefix
 
     def register_at(self, m: I64, local_t: I64) -> I64:
-        """register() with an instant per meter, in one pass per distinct local day.
+        """register() with an instant per meter (a meter may appear more than once).
 
-        Supply periods need the register at each meter's own switching instants; a pass per day
-        rather than per instant keeps meters switched at scattered times cheap.
+        Supply periods need the register at each meter's own switching instants. The work is one
+        pass per distinct local day, over the distinct meters of that day, so a group switched
+        off and on within a day costs what one register read of the group does.
         """
         out = np.empty(len(m), dtype=np.int64)
         if not len(m):
             return out
         days = local_t // DAY_S
         order = np.argsort(days, kind="stable")
-        sorted_days = days[order]
-        cuts = np.flatnonzero(np.diff(sorted_days)) + 1
+        cuts = np.flatnonzero(np.diff(days[order])) + 1
         for sel in np.split(order, cuts):
             d = int(days[sel[0]])
-            out[sel] = self._register_on_day(m[sel], d, local_t[sel] - d * DAY_S)
+            meters, rows = np.unique(m[sel], return_inverse=True)
+            prefix, day_total, weights = self._day_start(meters, d)
+            if day_total is None or weights is None:
+                out[sel] = prefix[rows]
+                continue
+            slot, elapsed = np.divmod(local_t[sel] - d * DAY_S, SLOT_S)
+            before = cumulative_at(day_total, weights, rows, slot)
+            after = cumulative_at(day_total, weights, rows, slot + 1)
+            out[sel] = prefix[rows] + before + (after - before) * elapsed // SLOT_S
         return out
 
-    def _register_on_day(self, m: I64, d: int, seconds: int | I64) -> I64:
-        """Register at `seconds` (one for all, or one per meter) into local day d."""
+    def _day_start(self, m: I64, d: int) -> tuple[I64, I64 | None, I64 | None]:
+        """Register at the start of local day d, the day's energy and its slot weights
+        (None, None before the origin year, when registers read their base)."""
         total = self.base(m)
         y, mo, dom = civil(d)
         if y < self.origin_year:
-            return total
+            return total, None, None
         if y > self.origin_year:
             total += self.year_totals(m, range(self.origin_year, y)).sum(axis=1)
         mp = cumulative_range(self.year_totals(m, [y])[:, 0], self._month_weights(m, y), mo - 1, mo)
         dp = cumulative_range(mp[:, 1] - mp[:, 0], self._day_weights(m, y, mo), dom - 1, dom)
         total += mp[:, 0] + dp[:, 0]
-        weights = self._slot_weights(m, [d])[:, 0, :]
-        if isinstance(seconds, int):
-            s, elapsed = divmod(seconds, SLOT_S)
-            sp = cumulative_range(dp[:, 1] - dp[:, 0], weights, s, s + 1)
-            total += sp[:, 0]
-            if elapsed:
-                total += (sp[:, 1] - sp[:, 0]) * elapsed // SLOT_S
-            return total
-        slot, elapsed_each = np.divmod(seconds, SLOT_S)
-        day_total = dp[:, 1] - dp[:, 0]
-        before = cumulative_at(day_total, weights, slot)
-        after = cumulative_at(day_total, weights, slot + 1)
-        return total + before + (after - before) * elapsed_each // SLOT_S
+        return total, dp[:, 1] - dp[:, 0], self._slot_weights(m, [d])[:, 0, :]

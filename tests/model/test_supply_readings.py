@@ -288,6 +288,8 @@ def test_register_at_per_meter_instants_equals_register() -> None:
         t[1] = BASE + DAY - 1
         t[2] = BASE
         t[4:12] = BASE + rng.integers(0, DAY, 8)  # several meters on one day
+        m = np.concatenate([m, m[:12]])  # a meter at two instants, on the same day or not
+        t = np.concatenate([t, t[:12] + rng.integers(-DAY, DAY, 12)])
         got = channel.register_at(m, t + OFFSET_S)
         expected = [channel.register(m[i:i + 1], int(t[i]) + OFFSET_S)[0] for i in range(len(m))]
         assert got.tolist() == expected

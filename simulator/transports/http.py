@@ -19,7 +19,7 @@ def _base_url(request: web.Request) -> str:
 def make_app(port: SoapPort) -> web.Application:
     # aiohttp would answer an oversized body with a bare 413; we read with our own limit
     # instead so the MDMS gets a SOAP fault with a 61968-100 code.
-    app = web.Application(client_max_size=port.max_request_bytes + 1)
+    app = web.Application(client_max_size=port.max_request_bytes)
     services = port.service_names()
 
     async def index(_request: web.Request) -> web.Response:
@@ -54,8 +54,11 @@ def make_app(port: SoapPort) -> web.Application:
         if declared is not None and declared > port.max_request_bytes:
             answer = port.too_large(name, content_type, declared)
         else:
-            body = await request.content.read(port.max_request_bytes + 1)
-            if len(body) > port.max_request_bytes:
+            try:
+                # The whole body, however many TCP segments it arrives in; aiohttp stops at
+                # client_max_size (chunked bodies have no Content-Length to check first).
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
                 answer = port.too_large(name, content_type, None)
             else:
                 answer = await port.handle(name, request.headers.get("SOAPAction"), content_type, body)

@@ -124,6 +124,8 @@ class RelayModel:
         """Apply one control to these meters at unix time t; `key` identifies the request.
 
         The meters must be distinct (ValueError otherwise): one operation moves a relay once.
+        Operations must come in time order per meter: one that would switch a meter before its
+        last switching raises ValueError from SupplyHistory and changes no meter.
         """
         _check(action in ACTIONS, f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
         ind = self._indices(idx)

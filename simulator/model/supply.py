@@ -57,9 +57,16 @@ class SupplyHistory:
         self._keys: I64 | None = None  # sorted meters with any period, rebuilt when one is added
 
     # -- changes ------------------------------------------------------------------------------
-    def _last_change(self, periods: list[Period]) -> int:
-        start, end = periods[-1]
-        return start if end is None else end
+    def _check_order(self, meters: list[int], t: int) -> None:
+        """Refuse the whole change before touching anything, so a bad call changes no meter."""
+        for meter in meters:
+            periods = self._periods.get(meter)
+            if periods:
+                start, end = periods[-1]
+                last = start if end is None else end
+                if t < last:
+                    raise ValueError(f"meter {meter}: supply change at {t} is before its last change at {last}; "
+                                     "history is append-only")
 
     def off(self, idx: npt.ArrayLike, t: int) -> BOOL:
         """Supply goes off at t for these meters; returns which of them were on until now.
@@ -67,21 +74,19 @@ class SupplyHistory:
         A meter already off stays in its open period (no new period, no error).
         """
         t = int(t)
-        m = _meters(idx)
-        changed = np.zeros(len(m), dtype=bool)
-        for pos, meter in enumerate(m.tolist()):
+        meters = _meters(idx).tolist()
+        self._check_order(meters, t)
+        changed = np.zeros(len(meters), dtype=bool)
+        for pos, meter in enumerate(meters):
             periods = self._periods.get(meter)
             if periods is None:
                 self._periods[meter] = [(t, None)]
                 self._keys = None
-                changed[pos] = True
-                continue
-            if t < self._last_change(periods):
-                raise ValueError(f"meter {meter}: supply change at {t} is before its last change "
-                                 f"at {self._last_change(periods)}; history is append-only")
-            if periods[-1][1] is not None:
+            elif periods[-1][1] is not None:
                 periods.append((t, None))
-                changed[pos] = True
+            else:
+                continue
+            changed[pos] = True
         return changed
 
     def on(self, idx: npt.ArrayLike, t: int) -> BOOL:
@@ -90,19 +95,15 @@ class SupplyHistory:
         An off period that would end where it began is dropped: it took no energy.
         """
         t = int(t)
-        m = _meters(idx)
-        changed = np.zeros(len(m), dtype=bool)
-        for pos, meter in enumerate(m.tolist()):
+        meters = _meters(idx).tolist()
+        self._check_order(meters, t)
+        changed = np.zeros(len(meters), dtype=bool)
+        for pos, meter in enumerate(meters):
             periods = self._periods.get(meter)
             if periods is None or periods[-1][1] is not None:
-                if periods is not None and t < self._last_change(periods):
-                    raise ValueError(f"meter {meter}: supply change at {t} is before its last change "
-                                     f"at {self._last_change(periods)}; history is append-only")
                 continue
-            start = periods[-1][0]
-            if t < start:
-                raise ValueError(f"meter {meter}: supply on at {t} is before it went off at {start}")
             changed[pos] = True
+            start = periods[-1][0]
             if t == start:
                 periods.pop()
                 if not periods:

@@ -165,6 +165,11 @@ def test_contract_errors() -> None:
         with pytest.raises(ValueError):
             RelayModel(FLEET, RelayConfig(**bad), SupplyHistory())
     assert len(r.operate(np.zeros(0, dtype=np.int64), "connect", T, key=1)) == 0
+    # an operation dated before a meter's last switching changes nothing at all
+    r.operate([2], "disconnect", T, key=2)
+    with pytest.raises(ValueError, match="append-only"):
+        r.operate([5, 2], "connect", T - 1, key=3)
+    assert states(r, [5, 2]) == [CONNECTED, DISCONNECTED] and r.supply.periods(2) == [(T, None)]
 
 
 def test_a_disconnect_shows_in_the_readings() -> None:

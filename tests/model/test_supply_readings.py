@@ -267,6 +267,9 @@ def test_supply_history_rules() -> None:
     assert h.periods(1) == [(100, 200)] and h.periods(2) == [(100, None)] and h.periods(3) == []
     with pytest.raises(ValueError, match="append-only"):
         h.off([1], 199)
+    with pytest.raises(ValueError, match="append-only"):
+        h.off([7, 1], 150)  # refused as a whole: meter 7 is not switched either
+    assert h.periods(7) == [] and 7 not in h.meters().tolist()
     h.off([1], 300)
     h.on([1], 300)  # an empty period is dropped
     assert h.periods(1) == [(100, 200)]

@@ -1,4 +1,4 @@
-"""Readings as a pure function of (seed, meter, ReadingType, time).
+"""Readings as a pure function of (seed, meter, ReadingType, time) and what happened to the meter.
 
 Nothing is stored per meter or per interval: every call recomputes its values from counter-
 based hashes and the exact allocation tree in `energy.py`, so any order of requests, any split
@@ -147,7 +147,7 @@ class Readings:
 
     def register(self, idx: npt.ArrayLike, code: str, t: int) -> I64:
         """Wh on the register at instant t (any t; between boundaries the current interval
-        contributes floor(its energy * elapsed / period))."""
+        contributes floor(its energy * elapsed / period)); W for the maximum-demand code."""
         spec = self._spec(code, "register")
         m, classes = self._meters(idx, spec)
         t = int(t)

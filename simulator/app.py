@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import inspect
+import logging
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import simpy
 from aiohttp import web
 
 from .drivers import LiveDriver
-from .errors import ScenarioError
+from .errors import ScenarioError, SimulatorError
 from .headend.dispatch import HeadEnd, HeadEndSettings
 from .headend.faults import FAULT_KINDS, FaultInjector, FaultRule
 from .headend.outbound import DurableOutbound, MemoryOutbound, is_positive_ack
@@ -33,6 +39,8 @@ from .scenario import Scenario
 from .signals import wait_for_stop
 from .transports.http import make_app
 from .transports.soap_client import SoapSender
+
+log = logging.getLogger(__name__)
 
 
 def fleet_config(scenario: Scenario) -> FleetConfig:
@@ -202,19 +210,69 @@ class Simulator:
 
 @dataclass
 class Served:
+    sim: Simulator
     runner: web.AppRunner
     driver: LiveDriver
     deliverer: OutboxDeliverer
     sender: SoapSender
     outbox: Outbox
+    outbound: DurableOutbound
+    lock: IO[bytes]
+    flusher: asyncio.Task[None]
     base_url: str
 
+    def _cancel_jobs(self) -> None:
+        self.sim.scheduler.cancel_all()
+        self.driver.catch_up()  # deliver the final batches: sync answers, async results to the outbox
+
     async def close(self) -> None:
-        await self.driver.stop()
-        await self.runner.cleanup()
-        await self.deliverer.stop()
-        await self.sender.close()
-        self.outbox.close()
+        """Stop in an order that loses nothing accepted.
+
+        Running and queued jobs are cancelled first, so waiting synchronous callers get their
+        answer (unreached meters: 4.1) and async results go to the outbox before the server and
+        the deliverer stop. Each step runs even if an earlier one failed.
+        """
+        async def step(what: str, action: Callable[[], Awaitable[object] | object]) -> None:
+            try:
+                result = action()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("while stopping: %s failed", what)
+
+        await step("cancel running jobs", self._cancel_jobs)
+        await step("stop the HTTP server", self.runner.cleanup)
+        await step("stop the sim clock", self.driver.stop)
+        self.flusher.cancel()
+        await step("store unsaved messages", self.outbound.flush)
+        await step("stop deliveries", self.deliverer.stop)
+        await step("close the HTTP client", self.sender.close)
+        await step("close the outbox", self.outbox.close)
+        await step("release the outbox lock", self.lock.close)
+
+
+def _lock_outbox(path: Path) -> IO[bytes]:
+    """One simulator per outbox: two would deliver the same messages and break their order."""
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = lock_path.open("wb")
+    except OSError as exc:
+        raise SimulatorError(f"outbox.path: cannot use {path}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise SimulatorError(f"outbox.path: {path} is in use by another hes-sim run "
+                             "(give this run its own --set outbox.path=...)") from None
+    return handle
+
+
+async def _flush_forever(outbound: DurableOutbound, every_s: float = 1.0) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        if outbound.unsaved:
+            outbound.flush()
 
 
 async def start_server(sim: Simulator, host: str, port: int) -> Served:
@@ -223,33 +281,45 @@ async def start_server(sim: Simulator, host: str, port: int) -> Served:
     Messages left undelivered by an earlier run (even one that was killed) are delivered too.
     """
     o = sim.scenario.outbox
-    outbox = Outbox(outbox_path(sim.scenario), RetryPolicy(initial_s=o.retry_initial_s, factor=o.retry_factor,
-                                                           max_s=o.retry_max_s, max_attempts=o.max_attempts))
+    path = outbox_path(sim.scenario)
+    lock = _lock_outbox(path)
+    try:
+        outbox = Outbox(path, RetryPolicy(initial_s=o.retry_initial_s, factor=o.retry_factor,
+                                          max_s=o.retry_max_s, max_attempts=o.max_attempts))
+    except (OSError, sqlite3.Error) as exc:
+        lock.close()
+        raise SimulatorError(f"outbox.path: cannot open {path}: {exc}") from None
     sender = SoapSender(timeout_s=o.timeout_s, ack_check=is_positive_ack)
     deliverer = OutboxDeliverer(outbox, sender, concurrency=o.concurrency)
     deliverer.start()
-    sim.headend.outbound = DurableOutbound(outbox, deliverer.wake)
-    driver = LiveDriver(sim.env, speed=sim.scenario.clock.speed)
+    outbound = DurableOutbound(outbox, deliverer.wake)
+    sim.headend.outbound = outbound
+    flusher = asyncio.get_running_loop().create_task(_flush_forever(outbound), name="hes-sim outbox flush")
+    speed = sim.scenario.clock.speed
+    driver = LiveDriver(sim.env, speed=speed)
     driver.start()
     sim.headend.before_request = driver.catch_up
     sim.headend.live = True
+    longest_fault = max(getattr(sim.scenario.replies.faults, k).delay_s for k in ("late", "no_reply"))
+    sim.soap.max_wait_s = (sim.scenario.headend.sync_timeout_s + longest_fault) / speed + 30.0
     runner = web.AppRunner(make_app(sim.soap), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, shutdown_timeout=5.0)
+    served = Served(sim=sim, runner=runner, driver=driver, deliverer=deliverer, sender=sender, outbox=outbox,
+                    outbound=outbound, lock=lock, flusher=flusher, base_url="")
     try:
         await site.start()
+    except OSError as exc:
+        await served.close()
+        raise SimulatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     except BaseException:
-        await runner.cleanup()
-        await driver.stop()
-        await deliverer.stop()
-        await sender.close()
-        outbox.close()
+        await served.close()
         raise
     addresses = runner.addresses
     actual = addresses[0][1] if addresses else port
     shown = f"[{host}]" if ":" in host else host
-    return Served(runner=runner, driver=driver, deliverer=deliverer, sender=sender, outbox=outbox,
-                  base_url=f"http://{shown}:{actual}")
+    served.base_url = f"http://{shown}:{actual}"
+    return served
 
 
 async def serve_forever(sim: Simulator, host: str, port: int, announce: Callable[[str], None] = print) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 
@@ -44,12 +45,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     scenario = _load(args, extra)
     sim = Simulator(scenario, source=args.scenario)
     host, port = scenario.server.host, scenario.server.port
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_forever(sim, host, port, announce=lambda line: print(line, flush=True)))
-    except OSError as exc:
-        raise SimulatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 import simpy
+
+log = logging.getLogger(__name__)
 
 
 class LiveDriver:
@@ -22,16 +25,25 @@ class LiveDriver:
         self._task: asyncio.Task[None] | None = None
         self._t0 = 0.0
         self._sim0 = 0.0
+        self.errors = 0  # events whose callbacks raised
 
     def target(self) -> float:
         loop = asyncio.get_running_loop()
         return self._sim0 + (loop.time() - self._t0) * self.speed
 
     def catch_up(self) -> None:
-        """Run every event due by now; called by the task and before answering a request."""
+        """Run every event due by now; called by the task and before answering a request.
+
+        An exception from one event's callback is logged and stepping goes on: one broken job
+        must not stop sim time for every other request.
+        """
         target = self.target()
-        if target > self.env.now:
-            self.env.run(until=target)
+        while target > self.env.now:
+            try:
+                self.env.run(until=target)
+            except Exception:
+                self.errors += 1
+                log.exception("a simulation event failed; the simulation goes on without it")
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()

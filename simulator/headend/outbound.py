@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Callable, Sequence
 
 from ..cim import soap
+from ..cim.ns import MSG
 from ..errors import CimError
 from .outbox import OutboundItem, Outbox
 from .readjob import OutboundPart
+
+log = logging.getLogger(__name__)
 
 
 class MemoryOutbound:
@@ -24,24 +29,42 @@ class MemoryOutbound:
 
 
 class DurableOutbound:
-    """Writes messages to the SQLite outbox (durable on return) and wakes the deliverer."""
+    """Writes messages to the SQLite outbox (durable on return) and wakes the deliverer.
+
+    If the database refuses a write (locked, disk full), the parts are kept in memory, in order,
+    and stored with the next write or `flush()`: the simulation goes on and nothing is dropped.
+    """
 
     def __init__(self, outbox: Outbox, wake: Callable[[], None] = lambda: None) -> None:
         self.outbox = outbox
         self.wake = wake
+        self.unsaved: list[OutboundPart] = []
 
     def put_parts(self, parts: Sequence[OutboundPart]) -> None:
-        self.outbox.put_many([
-            OutboundItem(p.destination, p.soap_action, p.body, p.correlation_id, p.ack_required, "reply")
-            for p in parts
-        ])
+        self.unsaved.extend(parts)
+        self.flush()
+
+    def flush(self) -> bool:
+        """Store what is waiting; False (and kept) when the database still refuses."""
+        if not self.unsaved:
+            return True
+        try:
+            self.outbox.put_many([
+                OutboundItem(p.destination, p.soap_action, p.body, p.correlation_id, p.ack_required, "reply")
+                for p in self.unsaved
+            ])
+        except sqlite3.Error as exc:
+            log.error("outbox %s refused %d message(s), kept in memory and retried: %s",
+                      self.outbox.path, len(self.unsaved), exc)
+            return False
+        self.unsaved = []
         self.wake()
+        return True
 
     def backlog(self) -> int:
-        return self.outbox.pending()
+        return self.outbox.pending() + len(self.unsaved)
 
 
-_MSG = "{http://iec.ch/TC57/2011/schema/message}"
 
 
 def is_positive_ack(answer: bytes) -> bool:
@@ -53,4 +76,4 @@ def is_positive_ack(answer: bytes) -> bool:
     reply = root.find("{*}Reply")
     if reply is None:
         return False
-    return (reply.findtext(f"{_MSG}Result") or "").strip() in ("OK", "PARTIAL")
+    return (reply.findtext(f"{{{MSG}}}Result") or "").strip() in ("OK", "PARTIAL")

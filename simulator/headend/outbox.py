@@ -313,6 +313,7 @@ class OutboxDeliverer:
         self.poll_s = poll_s
         self.on_delivery = on_delivery
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._stopping = False
         self._busy_correlations: set[str] = set()
         self._wakeup: asyncio.Event | None = None
         self._progress: asyncio.Event | None = None
@@ -326,6 +327,7 @@ class OutboxDeliverer:
         """Start delivering on the running loop (idempotent)."""
         if self._task is not None and not self._task.done():
             return
+        self._stopping = False
         self._wakeup = asyncio.Event()
         self._progress = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox-deliverer")
@@ -337,6 +339,11 @@ class OutboxDeliverer:
 
     async def stop(self) -> None:
         """Stop delivering; sends in flight are cancelled and their messages stay pending."""
+        # Python 3.11's wait_for can swallow a cancellation that races with its inner future (a
+        # send finishing as it is cancelled sets the wakeup): the flag ends the loop regardless.
+        self._stopping = True
+        if self._wakeup is not None:
+            self._wakeup.set()
         tasks = [t for t in (self._task, *self._in_flight.values()) if t is not None]
         for task in tasks:
             task.cancel()
@@ -375,7 +382,7 @@ class OutboxDeliverer:
 
     async def _run(self) -> None:
         assert self._wakeup is not None
-        while True:
+        while not self._stopping:
             self._wakeup.clear()
             wait = self.poll_s
             try:

@@ -68,6 +68,9 @@ class SoapService:
     def __init__(self, headend: HeadEnd, max_request_bytes: int = 10 * 1024 * 1024) -> None:
         self.headend = headend
         self.max_request_bytes = max_request_bytes
+        # Wall seconds a synchronous answer may take before the MDMS gets a 5.3 fault instead
+        # (a safety net against a job that died; the server sets it from the sim speed).
+        self.max_wait_s: float | None = None
 
     def service_names(self) -> list[str]:
         return [*TYPED_SERVICES, GENERIC_SERVICE]
@@ -125,7 +128,10 @@ class SoapService:
         self.headend.submit(msg, respond)
         if not self.headend.live:
             self.headend.run_until(answered.done)
-        outcome = await answered
+        try:
+            outcome = await asyncio.wait_for(answered, self.max_wait_s)
+        except TimeoutError:
+            raise RuntimeError(f"no answer within {self.max_wait_s} s of wall time") from None
         if outcome.transport_fault == "http_500":
             return HttpAnswer(500, "text/plain; charset=utf-8", b"Internal Server Error\n")
         if outcome.transport_fault == "connection_reset":
@@ -148,5 +154,5 @@ class SoapService:
         wrapper = (typed.response_ns, f"{typed.noun}FaultMessage") if typed else None
         reply = Reply.failed(err)
         detail = build_fault_message(reply, wrapper)
-        return HttpAnswer(500, soap.content_type(version),
-                          soap.fault(err, version, detail=detail, server=server))
+        status = 500 if server else soap.fault_http_status(err, version)
+        return HttpAnswer(status, soap.content_type(version), soap.fault(err, version, detail=detail, server=server))

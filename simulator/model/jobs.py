@@ -154,6 +154,7 @@ class JobScheduler:
         self.max_queued = max_queued
         self.in_flight = 0
         self._waiting: deque[Job] = deque()
+        self._running: dict[int, Job] = {}
         self._next_id = 1
 
     @property
@@ -183,8 +184,16 @@ class JobScheduler:
 
     def _start(self, job: Job) -> None:
         self.in_flight += 1
+        self._running[job.id] = job
         job.started_at = float(self.env.now)
         self.env.process(job._run())
+
+    def cancel_all(self) -> int:
+        """Cancel every queued and running job (shutdown): each reports its meters now. Returns how many."""
+        jobs = [*self._waiting, *self._running.values()]  # queued first, so no freed slot starts one
+        for job in jobs:
+            job.cancel()
+        return len(jobs)
 
     def _release(self, job: Job) -> None:
         """Give back the job's slot (or queue place) and hand free slots to waiting jobs in order."""
@@ -192,5 +201,6 @@ class JobScheduler:
             self._waiting.remove(job)
             return
         self.in_flight -= 1
+        self._running.pop(job.id, None)
         while self._waiting and self.in_flight < self.max_in_flight:
             self._start(self._waiting.popleft())

@@ -6,6 +6,7 @@ import asyncio
 import fcntl
 import inspect
 import logging
+import secrets
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -145,10 +146,14 @@ class Simulator:
     """One simulator run: owns the simpy environment, the seed and the fleet."""
 
     def __init__(
-        self, scenario: Scenario, wall_clock: Callable[[], float] = time.time, source: str = "<scenario>"
+        self, scenario: Scenario, wall_clock: Callable[[], float] = time.time, source: str = "<scenario>",
+        run_id: str | None = None,
     ) -> None:
         self.scenario = scenario
         self.seed = scenario.seed
+        # Message and transaction IDs differ from run to run (an outbox may still hold an earlier
+        # run's messages); payloads depend on the seed alone.
+        self.run_id = run_id if run_id is not None else secrets.token_hex(8)
         self.fleet = Fleet(fleet_config(scenario))
         # Per-meter state that changes with what happens: supply interruptions, demand resets,
         # relay positions and the event history. Each costs memory only for what happened.
@@ -180,7 +185,7 @@ class Simulator:
                 validate_responses=h.validate_responses,
                 max_outbox_backlog=h.max_outbox_backlog,
             ),
-            ids=IdStream(scenario.seed, "message"),
+            ids=IdStream(scenario.seed, f"message:{self.run_id}"),
             scheduler=self.scheduler,
             replies=ReplySettings(style=r.style, part_size=r.part_size, delivery=r.delivery,
                                   ack_required=r.ack_required, sync_timeout_s=h.sync_timeout_s),
@@ -191,6 +196,7 @@ class Simulator:
             demand=self.demand,
             ping_control_type=h.ping_control_type,
             events_address=r.events_address,
+            run_id=self.run_id,
             wall_clock=wall_clock,
         )
         self.soap = SoapService(self.headend, max_request_bytes=h.max_request_bytes)

@@ -24,7 +24,9 @@ def parse_datetime(text: str) -> int:
 
 def format_datetime(ts: int) -> str:
     """Unix seconds to xs:dateTime in UTC with a `Z`, e.g. 2026-01-01T00:15:00Z."""
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    d = datetime.fromtimestamp(int(ts), UTC)
+    # Not strftime: its %Y does not pad years before 1000, which xs:dateTime requires.
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}Z"
 
 
 def format_datetime_ms(ts: float) -> str:

@@ -24,7 +24,6 @@ from ..cim import codes, ns
 from ..cim.enddevicecontrols import ControlItem, ControlOut, build_end_device_controls, normalise_control_type
 from ..cim.enddeviceevents import EventOut, build_end_device_events
 from ..cim.messages import ErrorItem, IdRef, Reply, build_event, build_response, meter_error
-from ..ids import derive_uuid
 from ..model.comms import OUTCOME_OK, OUTCOME_TIMEOUT
 from ..model.events import Event
 from ..model.jobs import Job, JobBatch
@@ -33,7 +32,7 @@ from .readjob import PER_METER_CODE, OutboundPart, overall_reply
 from .selection import select_meters
 
 if TYPE_CHECKING:
-    from .dispatch import HeadEnd, Outcome
+    from .dispatch import HeadEnd
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ class ControlDesk:
         self.controls: dict[str, Control] = {}
 
     # -- create ----------------------------------------------------------------------------
-    def create(self, items: tuple[ControlItem, ...], header_corr: str | None, destination: str | None,
+    def create(self, items: tuple[ControlItem, ...], correlation: str, destination: str | None,
                key_of: Callable[[], int]) -> tuple[list[Control], list[ErrorItem]]:
         he = self.he
         accepted: list[Control] = []
@@ -108,8 +107,8 @@ class ControlDesk:
                 continue
             key = key_of()
             control = Control(
-                transaction=derive_uuid(he.fleet.seed, "control", key), item=item, code=code or "", action=action,
-                meters=sel.indices, key=key, correlation_id=header_corr, destination=destination,
+                transaction=he.uid("control", key), item=item, code=code or "", action=action,
+                meters=sel.indices, key=key, correlation_id=correlation, destination=destination,
                 item_errors=list(sel.errors),
             )
             self.controls[control.transaction] = control
@@ -213,7 +212,7 @@ class ControlDesk:
     def event_out(self, ev: Event) -> EventOut:
         f = self.he.fleet
         return EventOut(
-            mrid=derive_uuid(f.seed, "event", ev.seq), created=format_datetime(ev.t), event_type=ev.event_type,
+            mrid=self.he.uid("event", ev.seq), created=format_datetime(ev.t), event_type=ev.event_type,
             meter_mrid=f.mrid(ev.meter), meter_name=f.serial(ev.meter), usage_point_mrid=f.usage_point_mrid(ev.meter),
             issuer_id=self.he.settings.source, issuer_tracking_id=ev.issuer_tracking_id, details=ev.details,
         )
@@ -317,9 +316,3 @@ def accepted_reply(controls: list[Control], errors: list[ErrorItem], notes: tupl
         return Reply(codes.RESULT_FAILED, (*notes, *errors))
     result = codes.RESULT_PARTIAL if errors else codes.RESULT_OK
     return Reply(result, (*notes, *errors), ids=tuple(IdRef(c.transaction, kind="transaction") for c in controls))
-
-
-def outcome_for(reply: Reply) -> Outcome:
-    from .dispatch import Outcome
-
-    return Outcome("EndDeviceControls", reply)

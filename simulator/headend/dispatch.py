@@ -34,7 +34,7 @@ from ..model.jobs import JobBatch, JobScheduler, Overloaded
 from ..model.readings import Readings
 from ..model.relay import RelayModel
 from ..timeutil import format_datetime_ms
-from .controls import Control, ControlDesk, accepted_reply, outcome_for
+from .controls import ControlDesk, accepted_reply
 from .eventsquery import get_end_device_events
 from .faults import ActiveFaults, FaultInjector
 from .meterreadings import ReadLimits, ReadPlan, build_payload, prepare_read
@@ -66,6 +66,7 @@ class Outcome:
     payload: bytes | None = None
     transport_fault: str | None = None
     corrupt: bool = False
+    correlation_id: str | None = None  # when the request had none: the one its async results carry
 
 
 class Outbound(Protocol):
@@ -99,6 +100,7 @@ class HeadEnd:
         demand: DemandResets,
         ping_control_type: str = "3.1.0.0",
         events_address: str | None = None,
+        run_id: str = "",
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.fleet = fleet
@@ -116,6 +118,7 @@ class HeadEnd:
         self.demand = demand
         self.ping_control_type = normalise_control_type(ping_control_type) or ping_control_type
         self.events_address = events_address
+        self.run_id = run_id
         self.controls = ControlDesk(self)
         self.wall_clock = wall_clock
         self._keys = itertools.count()
@@ -166,8 +169,8 @@ class HeadEnd:
             ack_required=ack_required,
         )
 
-    def reply_header(self, msg: InboundMessage, noun: str) -> OutHeader:
-        return self.header(msg, "reply", noun)
+    def reply_header(self, msg: InboundMessage, noun: str, correlation_id: str | None = None) -> OutHeader:
+        return self.header(msg, "reply", noun, correlation_id=correlation_id)
 
     # -- get MeterReadings ---------------------------------------------------------------
     def _get_meter_readings(self, msg: InboundMessage, respond: Respond) -> None:
@@ -236,8 +239,8 @@ class HeadEnd:
         if self.outbound.backlog() >= self.settings.max_outbox_backlog:
             raise CimError(codes.BUSY, f"{self.outbound.backlog()} messages wait for delivery "
                            f"(setting headend.max_outbox_backlog); try again later")
-        correlation = msg.header.correlation_id or msg.header.message_id or derive_uuid(self.ids_seed, "corr", key)
-        transaction = derive_uuid(self.ids_seed, "job", key)
+        correlation = self.correlation_of(msg, key)
+        transaction = self.uid("job", key)
         if not plan.empty_range and len(plan.idx):
             reply = AsyncReadReply(
                 plan=plan,
@@ -257,7 +260,8 @@ class HeadEnd:
             result = codes.RESULT_FAILED
         accepted = Reply(result, (*ack, *plan.item_errors),
                          ids=(IdRef(transaction, kind="transaction"),))
-        self._answer(respond, Outcome("MeterReadings", accepted), faults, sync_faults_only=True)
+        self._answer(respond, Outcome("MeterReadings", accepted, correlation_id=correlation), faults,
+                     sync_faults_only=True)
 
     # -- ping ------------------------------------------------------------------------------
     def _destination(self, msg: InboundMessage) -> str | None:
@@ -271,9 +275,9 @@ class HeadEnd:
         return self.events_address
 
     def _ping(self, msg: InboundMessage, idx: np.ndarray, item_errors: list[ErrorItem], key: int,
-              sync: Respond | None, noun: str) -> None:
+              sync: Respond | None, noun: str, correlation: str | None = None) -> None:
         """Start a ping job; sync answers through `sync`, otherwise results go to the destination."""
-        correlation = msg.header.correlation_id or msg.header.message_id or derive_uuid(self.ids_seed, "corr", key)
+        correlation = correlation or self.correlation_of(msg, key)
         faults = self.faults.decide(key, idx)
         destination = None if sync else self._destination(msg)
         if sync is None and destination is None:
@@ -315,8 +319,8 @@ class HeadEnd:
             return
         self._ping(msg, sel.indices, sel.errors, key, None, "MeterReadings")
         accepted = Reply(codes.RESULT_PARTIAL if sel.errors else codes.RESULT_OK, (*ack, *sel.errors),
-                         ids=(IdRef(derive_uuid(self.ids_seed, "job", key), kind="transaction"),))
-        respond(Outcome("MeterReadings", accepted))
+                         ids=(IdRef(self.uid("job", key), kind="transaction"),))
+        respond(Outcome("MeterReadings", accepted, correlation_id=self.correlation_of(msg, key)))
 
     # -- EndDeviceControls -------------------------------------------------------------------
     def _create_controls(self, msg: InboundMessage, respond: Respond) -> None:
@@ -325,21 +329,23 @@ class HeadEnd:
         items = parse_end_device_controls(payload)
         destination = self._destination(msg)
         ack = (_ack(),) if msg.header.ack_required else ()
+        correlation = self.correlation_of(msg, next(self._keys))
         ping_items = [i for i in items if normalise_control_type(i.control_type or "") == self.ping_control_type]
         others = tuple(i for i in items if i not in ping_items)
-        controls, errors = self.controls.create(others, msg.header.correlation_id or msg.header.message_id,
-                                                destination, lambda: next(self._keys))
-        accepted: list[Control] = list(controls)
+        controls, errors = self.controls.create(others, correlation, destination, lambda: next(self._keys))
+        pinged = False
         for item in ping_items:
             sel = select_meters(self.fleet, self.settings.max_meters_per_request, item.end_devices,
                                 item.usage_points, (*item.end_device_groups, *item.usage_point_groups))
             errors.extend(sel.errors)
             if len(sel.indices):
-                key = next(self._keys)
-                self._ping(msg, sel.indices, list(sel.errors), key, None, "EndDeviceControls")
-        respond(outcome_for(accepted_reply(accepted, errors, ack)) if accepted or not ping_items
-                else Outcome("EndDeviceControls", Reply(codes.RESULT_PARTIAL if errors else codes.RESULT_OK,
-                                                        (*ack, *errors))))
+                self._ping(msg, sel.indices, list(sel.errors), next(self._keys), None, "EndDeviceControls",
+                           correlation)
+                pinged = True
+        reply = accepted_reply(controls, errors, ack)
+        if pinged and not controls:  # a ping alone: accepted unless every item failed
+            reply = Reply(codes.RESULT_PARTIAL if errors else codes.RESULT_OK, (*ack, *errors))
+        respond(Outcome("EndDeviceControls", reply, correlation_id=correlation))
 
     def _cancel_controls(self, msg: InboundMessage, respond: Respond) -> None:
         idents = [i.value for i in (*(msg.request.ids if msg.request else ()), *msg.payload_ids)]
@@ -365,9 +371,13 @@ class HeadEnd:
             reply = Reply(reply.result, (_ack(), *reply.errors), reply.ids)
         respond(Outcome("EndDeviceEvents", reply, answer.payload))
 
-    @property
-    def ids_seed(self) -> int:
-        return self.fleet.seed
+    def correlation_of(self, msg: InboundMessage, key: int) -> str:
+        """The CorrelationID tying a request's acceptance to its later results (made up if it sent none)."""
+        return msg.header.correlation_id or msg.header.message_id or self.uid("corr", key)
+
+    def uid(self, *parts: object) -> str:
+        """An ID for this run: seeded, and distinct between runs (an outbox may hold an older run's)."""
+        return derive_uuid(self.fleet.seed, self.run_id, *parts)
 
     def _submit_job(self, idx: np.ndarray, key: int, on_batch: Callable[[JobBatch], None],
                     batch_size: int | None):

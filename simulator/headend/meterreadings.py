@@ -17,7 +17,7 @@ import numpy as np
 
 from ..cim import codes
 from ..cim.getmeterreadings import MeterReadingsQuery
-from ..cim.messages import ErrorItem, Reply, reading_type_error
+from ..cim.messages import ErrorItem, reading_type_error
 from ..cim.meterreadings import IntervalBlockData, MeterReadingData, ReadingData, build_meter_readings
 from ..errors import CimError
 from ..model.fleet import Fleet
@@ -77,14 +77,6 @@ class ReadPlan:
     values_interval: tuple[str, str] | None = None
     total_readings: int = 0
     empty_range: bool = False
-
-
-@dataclass
-class ReadingsAnswer:
-    reply: Reply
-    payload: bytes | None
-    meters: int
-    readings: int
 
 
 def _no_data(reason: str) -> ErrorItem:
@@ -166,6 +158,10 @@ def prepare_read(
             first, count = span.end, 1
         plan.channels.append(Channel(spec, has, first, count))
         plan.total_readings += n * count
+    if specs and not plan.channels and len(idx):
+        plan.item_errors.append(_no_data(
+            f"the range {format_datetime(span.start) if span.start is not None else 'now'} .. "
+            f"{format_datetime(span.end)} holds no complete interval of the requested reading types"))
     if plan.total_readings > limits.max_readings:
         raise CimError(codes.TOO_MANY_ITEMS,
                        f"the reply would carry {plan.total_readings} readings; the limit is {limits.max_readings} "

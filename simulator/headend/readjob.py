@@ -63,8 +63,6 @@ class ResultCollector:
         order = np.argsort(idx, kind="stable")
         self._sorted = idx[order]
         self._order = order
-        self.ok_meters = 0
-        self.errors_total = 0
 
     def positions(self, meters: np.ndarray) -> np.ndarray:
         return self._order[np.searchsorted(self._sorted, meters)]
@@ -81,8 +79,6 @@ class ResultCollector:
             for mrid, outcome in zip(mrids, p.outcome[bad].tolist(), strict=True):
                 code, reason = PER_METER_CODE[outcome]
                 errors.append(meter_error(code, mrid, reason))
-        self.ok_meters += len(good)
-        self.errors_total += len(errors)
         return good, errors
 
 

@@ -56,14 +56,16 @@ class _Collector:
         self.limit = limit
 
     def add(self, idx: np.ndarray) -> None:
+        self.parts.append(idx)
         self.count += len(idx)
-        if self.count > self.limit:
+        # Counting with repeats first is cheap; only when that passes the limit do the distinct
+        # meters (a group plus some of its own members, say) decide.
+        if self.count > self.limit and len(self.result()) > self.limit:
             raise CimError(
                 codes.TOO_MANY_ITEMS,
                 f"the request names more than {self.limit} meters "
                 f"(setting headend.max_meters_per_request)",
             )
-        self.parts.append(idx)
 
     def result(self) -> np.ndarray:
         if not self.parts:

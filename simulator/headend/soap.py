@@ -136,7 +136,7 @@ class SoapService:
             return HttpAnswer(500, "text/plain; charset=utf-8", b"Internal Server Error\n")
         if outcome.transport_fault == "connection_reset":
             return HttpAnswer(500, "text/plain; charset=utf-8", b"", reset=True)
-        header = self.headend.reply_header(msg, outcome.noun)
+        header = self.headend.reply_header(msg, outcome.noun, outcome.correlation_id)
         wrapper = (typed.response_ns, f"{typed.noun}ResponseMessage") if typed else None
         body = build_response(wrapper, header, outcome.reply, outcome.payload)
         if outcome.corrupt:

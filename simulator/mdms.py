@@ -318,12 +318,19 @@ class Receiver:
 
 async def start_receiver(host: str = "127.0.0.1", port: int = 0, **options: Any) -> Receiver:
     """Serve a receiver on host:port (0: a free port) with MdmsOptions given as keywords."""
-    receiver = MdmsReceiver(MdmsOptions(**options))
+    try:
+        receiver = MdmsReceiver(MdmsOptions(**options))
+    except OSError as exc:  # the journal file cannot be opened
+        raise SimulatorError(f"--journal {options.get('journal_path')}: {exc.strerror or exc}") from None
     runner = web.AppRunner(make_app(receiver), handle_signals=False, access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        receiver.close()
+        raise SimulatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     except BaseException:
         await runner.cleanup()
         receiver.close()
@@ -407,8 +414,6 @@ def run_mdms(args: argparse.Namespace) -> int:
 
     try:
         receiver = asyncio.run(_serve(args, announce))
-    except OSError as exc:
-        raise SimulatorError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     except KeyboardInterrupt:
         return 0
     announce(f"MDMS receiver stopped after {receiver.received} messages")

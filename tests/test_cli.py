@@ -61,3 +61,19 @@ def test_console_script_entry_point_reports_errors_without_traceback(tmp_path: P
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith(f"hes-sim: error: {bad}: fleet.meters:")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["run", DEMO, "--port", "0", "--set", "outbox.path=/proc/no/such/dir/o.sqlite3"],
+         "hes-sim: error: outbox.path: cannot use /proc/no/such/dir/o.sqlite3"),
+        (["mdms", "--port", "0", "--journal", "/proc"], "hes-sim: error: --journal /proc:"),
+    ],
+)
+def test_unusable_files_are_one_line_errors_naming_the_setting(argv: list[str], expected: str, tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "simulator.cli", *argv], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith(expected), proc.stderr
+    assert "Traceback" not in proc.stderr

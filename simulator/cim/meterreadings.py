@@ -14,6 +14,9 @@ same canonical XML.
 Values arrive as raw integers (whole Wh, say) with a number of decimals, and are printed
 exactly, never through floats: 412 with 3 decimals is "0.412", -5 is "-0.005".
 
+An interval in `missing` is written as an IntervalReading with its timeStamp and qualities but
+no `value`: "known missing" is then stated, not disguised as a zero.
+
 Element order follows the profile's xs:sequence, which is alphabetical rather than natural:
 in MeterReading, IntervalBlocks come before Meter, Readings, UsagePoint and valuesInterval,
 and a DateTimeInterval holds `end` before `start`.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from operator import itemgetter
 
@@ -63,6 +67,9 @@ class IntervalBlockData:
     values: npt.NDArray[np.int64] | Sequence[int]  # raw integers, one per timestamp
     decimals: int = 0  # value printed as raw / 10**decimals, exactly
     qualities: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # position -> quality codes
+    # Positions written without a `value` (the profile makes it optional): an interval the
+    # head-end knows it lacks, which its quality codes say (e.g. 2.5.259). values there are ignored.
+    missing: AbstractSet[int] = frozenset()
 
 
 @dataclass(slots=True)
@@ -156,13 +163,17 @@ class _BlockWriter:
         self._tails: dict[str, str] = {}
 
     @staticmethod
-    def _compile(stamps: tuple[str, ...], qualities: Mapping[int, tuple[str, ...]]) -> list[str]:
+    def _compile(
+        stamps: tuple[str, ...], qualities: Mapping[int, tuple[str, ...]], missing: AbstractSet[int]
+    ) -> list[str]:
         parts: list[str] = [""] * (2 * len(stamps) + 1)
         literal = "<IntervalBlocks>"
         for i, stamp in enumerate(stamps):
-            parts[2 * i] = literal + f"<IntervalReadings><timeStamp>{xml_escape(stamp)}</timeStamp><value>"
+            absent = i in missing
+            parts[2 * i] = (literal + f"<IntervalReadings><timeStamp>{xml_escape(stamp)}</timeStamp>"
+                            + ("" if absent else "<value>"))
             q = qualities.get(i) if qualities else None
-            literal = "</value>" + (_qualities_xml(q) if q else "") + "</IntervalReadings>"
+            literal = ("" if absent else "</value>") + (_qualities_xml(q) if q else "") + "</IntervalReadings>"
         parts[-1] = literal
         return parts
 
@@ -173,15 +184,19 @@ class _BlockWriter:
             raise ValueError(
                 f"IntervalBlock {block.reading_type}: {values.shape} values for {len(stamps)} timestamps"
             )
-        cached = None if block.qualities else self._grids.get(stamps)
+        plain = not block.qualities and not block.missing
+        cached = self._grids.get(stamps) if plain else None
         if cached is not None:
             parts = cached
         else:
-            parts = self._compile(stamps, block.qualities)
-            if not block.qualities:
+            parts = self._compile(stamps, block.qualities, block.missing)
+            if plain:
                 self._grids[stamps] = parts
         if stamps:
             parts[1::2] = _value_texts(values, block.decimals)
+            for i in block.missing:
+                if 0 <= i < len(stamps):
+                    parts[2 * i + 1] = ""
             out.extend(parts)
         else:
             out.append("<IntervalBlocks>")
@@ -287,7 +302,8 @@ def build_meter_readings_slow(
             for i, (stamp, value) in enumerate(zip(block.timestamps, values, strict=True)):
                 ir = _sub(ib, "IntervalReadings")
                 _sub(ir, "timeStamp", stamp)
-                _sub(ir, "value", format_scaled(value, block.decimals))
+                if i not in block.missing:
+                    _sub(ir, "value", format_scaled(value, block.decimals))
                 _sub_qualities(ir, block.qualities.get(i, ()))
             _sub_ref(ib, "ReadingType", block.reading_type)
         _sub_names(_sub(mr, "Meter"), m.meter_mrid, m.meter_name)

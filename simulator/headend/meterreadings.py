@@ -10,7 +10,7 @@ no future.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -171,13 +171,28 @@ def prepare_read(
     return plan
 
 
-def build_payload(fleet: Fleet, readings: Readings, plan: ReadPlan, positions: np.ndarray) -> tuple[bytes | None, int]:
+@dataclass(frozen=True)
+class IntervalFlags:
+    """Quality marks on one channel's intervals for some meters (e.g. what the head-end did not collect)."""
+
+    mask: np.ndarray             # bool (meters, count): the marked intervals
+    codes: tuple[str, ...]       # ReadingQuality codes put on every marked interval
+    drop_value: bool = False     # True: marked intervals carry no value (known missing)
+
+
+# (channel, meter indices) -> the marks on those meters' intervals of that channel, or None.
+FlagIntervals = Callable[[Channel, np.ndarray], IntervalFlags | None]
+
+
+def build_payload(fleet: Fleet, readings: Readings, plan: ReadPlan, positions: np.ndarray,
+                  flag_intervals: FlagIntervals | None = None) -> tuple[bytes | None, int]:
     """The MeterReadings document for the meters at `positions` of the plan (in that order).
 
     Returns (None, 0) when none of them records any of the plan's reading types.
+    `flag_intervals` adds per-interval qualities (scheduled pushes mark their gaps with it).
     """
     positions = np.asarray(positions, dtype=np.int64)
-    blocks: list[tuple[Channel, np.ndarray, tuple[str, ...], np.ndarray]] = []
+    blocks: list[tuple[Channel, np.ndarray, tuple[str, ...], np.ndarray, IntervalFlags | None]] = []
     points: list[tuple[Channel, np.ndarray, str, np.ndarray]] = []
     for ch in plan.channels:
         rows = np.full(len(positions), -1, dtype=np.int64)
@@ -191,7 +206,8 @@ def build_payload(fleet: Fleet, readings: Readings, plan: ReadPlan, positions: n
             values = readings.intervals(sub, ch.spec.code, ch.first, ch.count)
             # One tuple per block, shared by every meter, so the builder compiles its fragments once.
             stamps = tuple(format_datetime(ch.first + (k + 1) * ch.spec.period_s) for k in range(ch.count))
-            blocks.append((ch, rows, stamps, values))
+            flags = flag_intervals(ch, sub) if flag_intervals is not None else None
+            blocks.append((ch, rows, stamps, values, flags))
         elif ch.spec.kind == "register":
             points.append((ch, rows, format_datetime(ch.first), readings.register(sub, ch.spec.code, ch.first)))
         else:
@@ -203,9 +219,8 @@ def build_payload(fleet: Fleet, readings: Readings, plan: ReadPlan, positions: n
     up_mrids, up_names = fleet.usage_point_mrids(meters), fleet.usage_point_names(meters)
     docs: list[MeterReadingData] = []
     for k in range(len(meters)):
-        ib = [IntervalBlockData(reading_type=ch.spec.code, timestamps=stamps, values=values[rows[k]],
-                                decimals=ch.spec.decimals)
-              for ch, rows, stamps, values in blocks if rows[k] >= 0]
+        ib = [_block(ch, stamps, values[rows[k]], flags, int(rows[k]))
+              for ch, rows, stamps, values, flags in blocks if rows[k] >= 0]
         rd = [ReadingData(reading_type=ch.spec.code, timestamp=stamp, value=int(values[rows[k]]),
                           decimals=ch.spec.decimals)
               for ch, rows, stamp, values in points if rows[k] >= 0]
@@ -219,3 +234,15 @@ def build_payload(fleet: Fleet, readings: Readings, plan: ReadPlan, positions: n
     if not docs:
         return None, 0
     return build_meter_readings(docs), len(docs)
+
+
+def _block(ch: Channel, stamps: tuple[str, ...], values: np.ndarray, flags: IntervalFlags | None,
+           row: int) -> IntervalBlockData:
+    block = IntervalBlockData(reading_type=ch.spec.code, timestamps=stamps, values=values, decimals=ch.spec.decimals)
+    if flags is not None:
+        marked = np.flatnonzero(flags.mask[row]).tolist()
+        if marked:
+            block.qualities = dict.fromkeys(marked, flags.codes)
+            if flags.drop_value:
+                block.missing = frozenset(marked)
+    return block

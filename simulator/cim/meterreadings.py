@@ -177,6 +177,32 @@ class _BlockWriter:
         parts[-1] = literal
         return parts
 
+    @staticmethod
+    def _marked(plain: list[str], stamps: tuple[str, ...], qualities: Mapping[int, tuple[str, ...]],
+                missing: AbstractSet[int]) -> list[str]:
+        """A copy of the plain grid with only the literals around marked positions rewritten.
+
+        Gaps are a few positions of a block, so this costs per mark, not per timestamp.
+        """
+        n = len(stamps)
+
+        def close(j: int) -> str:  # what ends reading j (or opens the block for j = -1)
+            if j < 0:
+                return "<IntervalBlocks>"
+            q = qualities.get(j) if qualities else None
+            return ("" if j in missing else "</value>") + (_qualities_xml(q) if q else "") + "</IntervalReadings>"
+
+        def open_(i: int) -> str:
+            return (f"<IntervalReadings><timeStamp>{xml_escape(stamps[i])}</timeStamp>"
+                    + ("" if i in missing else "<value>"))
+
+        parts = plain.copy()
+        for i in {*qualities, *missing}:
+            if 0 <= i < n:
+                parts[2 * i] = close(i - 1) + open_(i)
+                parts[2 * i + 2] = close(i) + (open_(i + 1) if i + 1 < n else "")
+        return parts
+
     def write(self, block: IntervalBlockData, out: list[str]) -> None:
         stamps = block.timestamps if isinstance(block.timestamps, tuple) else tuple(block.timestamps)
         values = np.asarray(block.values, dtype=np.int64)
@@ -184,14 +210,11 @@ class _BlockWriter:
             raise ValueError(
                 f"IntervalBlock {block.reading_type}: {values.shape} values for {len(stamps)} timestamps"
             )
-        plain = not block.qualities and not block.missing
-        cached = self._grids.get(stamps) if plain else None
-        if cached is not None:
-            parts = cached
-        else:
-            parts = self._compile(stamps, block.qualities, block.missing)
-            if plain:
-                self._grids[stamps] = parts
+        parts = self._grids.get(stamps)
+        if parts is None:
+            parts = self._grids[stamps] = self._compile(stamps, {}, frozenset())
+        if block.qualities or block.missing:
+            parts = self._marked(parts, stamps, block.qualities, block.missing)
         if stamps:
             parts[1::2] = _value_texts(values, block.decimals)
             for i in block.missing:

@@ -22,6 +22,12 @@ Rules, in order, for each meter of `operate(idx, action, t, key)`:
    what arming leads to); on ARMED it is ok and changes nothing, and draws no new delay (the
    pending customer action from the first arming still stands). customer_close_at is nan for
    both.
+
+Outages (`outage_begins` / `outage_ends`, driven by `incidents.py`) cut the grid side, not the
+relay: supply is on exactly when the relay is CONNECTED and no outage covers the meter. The
+outages covering each meter are counted (2 bytes a meter), so overlapping outages need no
+bookkeeping of their own: power returns when the last one ends. While a meter is under an
+outage, relay moves change its state only; the supply follows when the outage ends.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 BOOL = npt.NDArray[np.bool_]
 U8 = npt.NDArray[np.uint8]
+U16 = npt.NDArray[np.uint16]
 
 CONNECTED, DISCONNECTED, ARMED = 0, 1, 2
 STATE_NAMES: tuple[str, ...] = ("connected", "disconnected", "armed")  # indexed by state
@@ -103,6 +110,7 @@ class RelayModel:
         self.config = config
         self.supply = supply
         self.state: U8 = np.zeros(fleet.size, dtype=np.uint8)  # CONNECTED
+        self.outages: U16 = np.zeros(fleet.size, dtype=np.uint16)  # outages covering each meter now
         self._fail_meters = fail
         self._delay = _Latency(LatencySpec("lognormal", median_s=config.customer_delay_median_s,
                                            sigma=CUSTOMER_DELAY_SIGMA), "relay customer delay")
@@ -143,13 +151,15 @@ class RelayModel:
             ok = ~failed & (moves | (cfg.disconnect_when_disconnected == "success"))
             go = ok & moves
             after[go] = DISCONNECTED
-            self.supply.off(ind[go], t)  # a no-op for ARMED meters, whose supply is already off
+            # A no-op for ARMED meters and meters under an outage, whose supply is already off;
+            # skipping the latter keeps a control dated before the outage from being refused.
+            self.supply.off(ind[go & (self.outages[ind] == 0)], t)
         elif action == "connect":
             moves = before != CONNECTED
             ok = ~failed & (moves | (cfg.connect_when_connected == "success"))
             go = ok & moves
             after[go] = CONNECTED
-            self.supply.on(ind[go], t)
+            self.supply.on(ind[go & (self.outages[ind] == 0)], t)
         else:
             ok = ~failed
             go = ok & (before == DISCONNECTED)
@@ -167,8 +177,36 @@ class RelayModel:
         closed = self.state[ind] == ARMED
         go = ind[closed]
         self.state[go] = CONNECTED
-        self.supply.on(go, int(t))
+        self.supply.on(go[self.outages[go] == 0], int(t))
         return closed
+
+    def _distinct(self, idx: npt.ArrayLike) -> I64:
+        ind = self._indices(idx)
+        _check(len(np.unique(ind)) == len(ind), "a meter appears twice in one outage")
+        return ind
+
+    def outage_begins(self, idx: npt.ArrayLike, t: int) -> BOOL:
+        """One more outage covers these distinct meters from unix time t; returns which lost grid
+        power now (no other outage covered them), whatever their relay state: the meter itself
+        is fed from the grid side, so those are the meters that can send a last gasp."""
+        ind = self._distinct(idx)
+        count = self.outages[ind]
+        _check(bool((count < np.iinfo(np.uint16).max).all()), "too many overlapping outages on one meter")
+        lost = count == 0
+        self.supply.off(ind[lost & (self.state[ind] == CONNECTED)], int(t))
+        self.outages[ind] = count + 1
+        return lost
+
+    def outage_ends(self, idx: npt.ArrayLike, t: int) -> BOOL:
+        """One outage covering these distinct meters ends at t; returns which have grid power back
+        (no other outage still covers them). Supply returns only where the relay is CONNECTED."""
+        ind = self._distinct(idx)
+        count = self.outages[ind]
+        _check(bool((count > 0).all()), "an outage ends on a meter no outage covers")
+        back = count == 1
+        self.outages[ind] = count - 1
+        self.supply.on(ind[back & (self.state[ind] == CONNECTED)], int(t))
+        return back
 
     def counts(self) -> dict[str, int]:
         """Meters per state, for dashboards and logs."""

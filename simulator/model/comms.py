@@ -350,7 +350,13 @@ class CommModel:
         return tuple(c.spec for c in self._cohorts)
 
     def add_cohort(self, cohort: CohortSpec) -> None:
-        """Affects plans made from now on; plans already made (jobs running) keep their outcomes."""
+        """Affects plans made from now on; plans already made (jobs running) keep their outcomes.
+
+        Cohorts whose window ended before the new one starts are dropped: plans are made at the
+        current sim time, so they can never apply again, and a long run adds one per outage.
+        """
+        if cohort.start_s is not None:
+            self._cohorts = [c for c in self._cohorts if c.spec.end_s is None or c.spec.end_s > cohort.start_s]
         self._cohorts.append(_Cohort(cohort, self.fleet))
 
     def cohort_members(self, cohort: CohortSpec) -> I64:

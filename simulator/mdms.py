@@ -26,6 +26,7 @@ import json
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,11 @@ def _summary(root: etree._Element) -> dict[str, Any]:
         ],
         "meters": meters,
         "readings": sum(1 for _ in root.iter(*_READINGS)),
+        "events": sum(1 for _ in root.iter("{http://iec.ch/TC57/2011/EndDeviceEvents#}EndDeviceEvent")),
+        "event_types": dict(sorted(Counter(
+            t.get("ref") or "" for t in root.iter("{http://iec.ch/TC57/2011/EndDeviceEvents#}EndDeviceEventType")
+            if t.getparent() is not None and etree.QName(t.getparent()).localname == "EndDeviceEvent"
+        ).items())),
     }
 
 

@@ -18,20 +18,25 @@ import numpy as np
 import simpy
 from aiohttp import web
 
+from .control_api import ControlApi, action_of
 from .drivers import LiveDriver
 from .errors import ScenarioError, SimulatorError
 from .headend.dispatch import HeadEnd, HeadEndSettings
 from .headend.faults import FAULT_KINDS, FaultInjector, FaultRule
 from .headend.outbound import DurableOutbound, MemoryOutbound, is_positive_ack
 from .headend.outbox import Outbox, OutboxDeliverer, RetryPolicy
+from .headend.push import PushScheduler, PushSpec
 from .headend.readjob import ReplySettings
 from .headend.soap import SoapService
+from .headend.timeline import Timeline
+from .headend.unsolicited import EventSender
 from .ids import IdStream
 from .model.clock import SimClock
 from .model.comms import CohortSpec, CommClassSpec, CommConfig, CommModel, LatencySpec
 from .model.demand import DemandResets
 from .model.events import EventLog
 from .model.fleet import Fleet, FleetConfig
+from .model.incidents import EventRate, IncidentConfig, IncidentModel, OutageConfig
 from .model.jobs import JobScheduler
 from .model.readings import Readings
 from .model.relay import RelayConfig, RelayModel
@@ -135,6 +140,35 @@ def relay_config(scenario: Scenario, fleet: Fleet, source: str) -> RelayConfig:
     )
 
 
+def incident_config(scenario: Scenario) -> IncidentConfig:
+    o = scenario.incidents.outages
+    return IncidentConfig(
+        outages=OutageConfig(rate_per_group_per_day=o.rate_per_group_per_day, scope=o.scope,
+                             duration_median_s=o.duration_median_s, duration_sigma=o.duration_sigma,
+                             last_gasp_fraction=o.last_gasp_fraction),
+        rates=tuple(EventRate(e.event_type, {str(k): float(v) for k, v in e.per_meter_per_day.items()})
+                    for e in scenario.incidents.events),
+    )
+
+
+def push_specs(scenario: Scenario, fleet: Fleet, source: str) -> list[PushSpec]:
+    specs = []
+    for n, p in enumerate(scenario.pushes):
+        if p.group is not None and fleet.group_by_name(p.group) is None:
+            raise ScenarioError(source, f"pushes.{n}.group", f"no group named {p.group!r} in this fleet")
+        try:
+            spec = PushSpec(
+            name=p.name, every=p.every, at=p.at, at_minute=p.at_minute, reading_types=tuple(p.reading_types),
+            group=p.group, batch_meters=p.batch_meters, window_s=p.window_s, missing_fraction=p.missing_fraction,
+            backfill_after_s=p.backfill_after_s, gap_fraction=p.gap_fraction, estimate_gaps=p.estimate_gaps,
+            duplicate_fraction=p.duplicate_fraction,
+            )
+        except ValueError as exc:
+            raise ScenarioError(source, f"pushes.{n}", str(exc)) from None
+        specs.append(spec)
+    return specs
+
+
 def outbox_path(scenario: Scenario) -> Path:
     if scenario.outbox.path:
         return Path(scenario.outbox.path)
@@ -200,6 +234,28 @@ class Simulator:
             wall_clock=wall_clock,
         )
         self.soap = SoapService(self.headend, max_request_bytes=h.max_request_bytes)
+        # Unsolicited traffic: incidents and pushes run as one simpy process per kind from the start.
+        d = scenario.destinations
+        self.event_sender = EventSender(self.headend, d.events, d.ack_required)
+        self.incidents = IncidentModel(self.env, self.fleet, self.clock, self.supply, self.relay, self.comms,
+                                       self.events, incident_config(scenario), on_events=self.event_sender.send)
+        self.incidents.start()
+        self.pushes = PushScheduler(self.headend, push_specs(scenario, self.fleet, source), d.readings,
+                                    d.ack_required)
+        self.pushes.start()
+        self.timeline = Timeline(self.headend, outage=self.incidents.outage, storm=self.incidents.storm,
+                                 push_now=self.pushes.push_now,
+                                 destination=d.events[0] if d.events else r.events_address)
+        push_names = {p.name for p in scenario.pushes}
+        for n, entry in enumerate(scenario.timeline):
+            if entry.group is not None and self.fleet.group_by_name(entry.group) is None:
+                raise ScenarioError(source, f"timeline.{n}.group", f"no group named {entry.group!r} in this fleet")
+            if entry.push is not None and entry.push not in push_names:
+                raise ScenarioError(source, f"timeline.{n}.push", f"no push named {entry.push!r} in pushes")
+            for name in entry.meters:
+                if _meter_index(self.fleet, name) is None:
+                    raise ScenarioError(source, f"timeline.{n}.meters", f"no meter {name!r} (give an mRID or serial)")
+            self.timeline.schedule(entry.at_s, action_of(entry))
 
     def summary(self) -> str:
         f = self.fleet
@@ -214,18 +270,70 @@ class Simulator:
         )
 
 
+async def _step(what: str, action: Callable[[], Awaitable[object] | object]) -> None:
+    """One shutdown step: run it, log a failure, never stop the steps after it."""
+    try:
+        result = action()
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        log.exception("while stopping: %s failed", what)
+
+
+@dataclass
+class Delivery:
+    """The way out: a locked SQLite outbox, its deliverer and the SOAP sender."""
+
+    outbox: Outbox
+    outbound: DurableOutbound
+    deliverer: OutboxDeliverer
+    sender: SoapSender
+    lock: IO[bytes]
+    flusher: asyncio.Task[None]
+
+    async def close(self) -> None:
+        self.flusher.cancel()
+        await _step("store unsaved messages", self.outbound.flush)
+        await _step("stop deliveries", self.deliverer.stop)
+        await _step("close the HTTP client", self.sender.close)
+        await _step("close the outbox", self.outbox.close)
+        await _step("release the outbox lock", self.lock.close)
+
+
+async def open_delivery(sim: Simulator) -> Delivery:
+    """Open the scenario's outbox (one run at a time), start delivering, route the head-end's messages to it.
+
+    Messages left undelivered by an earlier run (even one that was killed) are delivered too.
+    """
+    o = sim.scenario.outbox
+    path = outbox_path(sim.scenario)
+    lock = _lock_outbox(path)
+    try:
+        outbox = Outbox(path, RetryPolicy(initial_s=o.retry_initial_s, factor=o.retry_factor,
+                                          max_s=o.retry_max_s, max_attempts=o.max_attempts))
+    except (OSError, sqlite3.Error) as exc:
+        lock.close()
+        raise SimulatorError(f"outbox.path: cannot open {path}: {exc}") from None
+    sender = SoapSender(timeout_s=o.timeout_s, ack_check=is_positive_ack)
+    deliverer = OutboxDeliverer(outbox, sender, concurrency=o.concurrency)
+    deliverer.start()
+    outbound = DurableOutbound(outbox, deliverer.wake)
+    sim.headend.outbound = outbound
+    flusher = asyncio.get_running_loop().create_task(_flush_forever(outbound), name="hes-sim outbox flush")
+    return Delivery(outbox, outbound, deliverer, sender, lock, flusher)
+
+
 @dataclass
 class Served:
     sim: Simulator
     runner: web.AppRunner
     driver: LiveDriver
-    deliverer: OutboxDeliverer
-    sender: SoapSender
-    outbox: Outbox
-    outbound: DurableOutbound
-    lock: IO[bytes]
-    flusher: asyncio.Task[None]
+    delivery: Delivery
     base_url: str
+
+    @property
+    def outbox(self) -> Outbox:
+        return self.delivery.outbox
 
     def _cancel_jobs(self) -> None:
         self.sim.scheduler.cancel_all()
@@ -238,23 +346,10 @@ class Served:
         answer (unreached meters: 4.1) and async results go to the outbox before the server and
         the deliverer stop. Each step runs even if an earlier one failed.
         """
-        async def step(what: str, action: Callable[[], Awaitable[object] | object]) -> None:
-            try:
-                result = action()
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                log.exception("while stopping: %s failed", what)
-
-        await step("cancel running jobs", self._cancel_jobs)
-        await step("stop the HTTP server", self.runner.cleanup)
-        await step("stop the sim clock", self.driver.stop)
-        self.flusher.cancel()
-        await step("store unsaved messages", self.outbound.flush)
-        await step("stop deliveries", self.deliverer.stop)
-        await step("close the HTTP client", self.sender.close)
-        await step("close the outbox", self.outbox.close)
-        await step("release the outbox lock", self.lock.close)
+        await _step("cancel running jobs", self._cancel_jobs)
+        await _step("stop the HTTP server", self.runner.cleanup)
+        await _step("stop the sim clock", self.driver.stop)
+        await self.delivery.close()
 
 
 def _lock_outbox(path: Path) -> IO[bytes]:
@@ -282,25 +377,8 @@ async def _flush_forever(outbound: DurableOutbound, every_s: float = 1.0) -> Non
 
 
 async def start_server(sim: Simulator, host: str, port: int) -> Served:
-    """Start the live driver, the outbox deliverer and the HTTP server; returns once listening.
-
-    Messages left undelivered by an earlier run (even one that was killed) are delivered too.
-    """
-    o = sim.scenario.outbox
-    path = outbox_path(sim.scenario)
-    lock = _lock_outbox(path)
-    try:
-        outbox = Outbox(path, RetryPolicy(initial_s=o.retry_initial_s, factor=o.retry_factor,
-                                          max_s=o.retry_max_s, max_attempts=o.max_attempts))
-    except (OSError, sqlite3.Error) as exc:
-        lock.close()
-        raise SimulatorError(f"outbox.path: cannot open {path}: {exc}") from None
-    sender = SoapSender(timeout_s=o.timeout_s, ack_check=is_positive_ack)
-    deliverer = OutboxDeliverer(outbox, sender, concurrency=o.concurrency)
-    deliverer.start()
-    outbound = DurableOutbound(outbox, deliverer.wake)
-    sim.headend.outbound = outbound
-    flusher = asyncio.get_running_loop().create_task(_flush_forever(outbound), name="hes-sim outbox flush")
+    """Start the outbox, the live driver and the HTTP server; returns once listening."""
+    delivery = await open_delivery(sim)
     speed = sim.scenario.clock.speed
     driver = LiveDriver(sim.env, speed=speed)
     driver.start()
@@ -308,11 +386,11 @@ async def start_server(sim: Simulator, host: str, port: int) -> Served:
     sim.headend.live = True
     longest_fault = max(getattr(sim.scenario.replies.faults, k).delay_s for k in ("late", "no_reply"))
     sim.soap.max_wait_s = (sim.scenario.headend.sync_timeout_s + longest_fault) / speed + 30.0
-    runner = web.AppRunner(make_app(sim.soap), access_log=None, handle_signals=False)
+    runner = web.AppRunner(make_app(sim.soap, ControlApi(sim.timeline, driver.catch_up)), access_log=None,
+                           handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, shutdown_timeout=5.0)
-    served = Served(sim=sim, runner=runner, driver=driver, deliverer=deliverer, sender=sender, outbox=outbox,
-                    outbound=outbound, lock=lock, flusher=flusher, base_url="")
+    served = Served(sim=sim, runner=runner, driver=driver, delivery=delivery, base_url="")
     try:
         await site.start()
     except OSError as exc:

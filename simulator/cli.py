@@ -44,9 +44,53 @@ def _cmd_run(args: argparse.Namespace) -> int:
         extra.append(f"clock.speed={args.speed}")
     scenario = _load(args, extra)
     sim = Simulator(scenario, source=args.scenario)
+    if args.fast or args.until is not None:
+        return _run_fast(args, sim)
     host, port = scenario.server.host, scenario.server.port
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_forever(sim, host, port, announce=lambda line: print(line, flush=True)))
+    return 0
+
+
+def _run_fast(args: argparse.Namespace, sim: object) -> int:
+    from .fastrun import parse_duration, run_scenario_fast
+
+    if not (args.fast and args.until is not None):
+        raise SimulatorError("--fast and --until go together: --fast --until 1d runs one sim day as fast as possible")
+    try:
+        until = parse_duration(args.until)
+    except ValueError:
+        raise SimulatorError(f"--until {args.until!r}: give a duration such as 3600, 90m, 6h or 1d") from None
+    summary = asyncio.run(run_scenario_fast(sim, until))  # type: ignore[arg-type]
+    for line in summary.lines():
+        print(line, flush=True)
+    return 0 if summary.all_delivered else 3
+
+
+def _cmd_control(args: argparse.Namespace) -> int:
+    import json
+    import urllib.error
+    import urllib.request
+
+    body: dict[str, object] = {"action": args.action}
+    for key in ("group", "duration_s", "factor", "event_type", "within_s", "push"):
+        value = getattr(args, key)
+        if value is not None:
+            body[key] = value
+    if args.meter:
+        body["meters"] = args.meter
+    req = urllib.request.Request(args.url.rstrip("/") + "/control", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            answer = json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        answer = json.loads(err.read() or b"{}")
+    except (urllib.error.URLError, OSError) as exc:
+        raise SimulatorError(f"cannot reach {args.url}: {getattr(exc, 'reason', exc)}") from None
+    if not answer.get("ok"):
+        raise SimulatorError(str(answer.get("error", "the simulator refused the action")))
+    print(f"done at sim time {answer['sim_time_s']:g} s: {answer['done']}")
     return 0
 
 
@@ -78,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="address to bind (default: the scenario's server.host, 127.0.0.1)")
     run.add_argument("--port", type=int, help="TCP port (default: the scenario's server.port, 8080)")
     run.add_argument("--speed", type=float, help="sim seconds per wall second (default: the scenario's clock.speed)")
+    run.add_argument("--fast", action="store_true",
+                     help="no server: run the scenario as fast as possible to --until, deliver, print a summary")
+    run.add_argument("--until", metavar="T", help="with --fast: sim time to run, e.g. 3600, 90m, 6h, 1d")
     run.set_defaults(func=_cmd_run)
 
     fleet = sub.add_parser("fleet", help="list every meter of a scenario's fleet, to provision the MDMS")
@@ -87,6 +134,19 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument("--no-customers", action="store_true",
                        help="leave out the generated customer name and address (faster for huge fleets)")
     fleet.set_defaults(func=_cmd_fleet)
+
+    control = sub.add_parser("control", help="do a timeline action now on a running simulator")
+    control.add_argument("url", help="the simulator's base URL, e.g. http://127.0.0.1:8080")
+    control.add_argument("action", choices=("outage", "unreachable", "slow", "disconnect", "connect", "storm",
+                                            "push"))
+    control.add_argument("--group", help="a group: FEEDER-07, COLLECTOR-0003, CLASS-PROSUMER")
+    control.add_argument("--meter", action="append", help="a meter by mRID or serial (repeatable)")
+    control.add_argument("--duration", dest="duration_s", type=float, help="outage/unreachable/slow: seconds")
+    control.add_argument("--factor", type=float, help="slow: latency multiplier")
+    control.add_argument("--event-type", dest="event_type", help="storm: the EndDeviceEventType code")
+    control.add_argument("--within", dest="within_s", type=float, help="storm: spread over this many seconds")
+    control.add_argument("--push", help="push: the name of a push in the scenario")
+    control.set_defaults(func=_cmd_control)
 
     from .mdms import register as register_mdms
 

@@ -52,3 +52,9 @@ class OutboundSender(Protocol):
     async def send(self, destination: str, soap_action: str, body: bytes, ack_required: bool) -> DeliveryResult:
         """Deliver one message; never raises except on cancellation."""
         ...
+
+
+class ControlPort(Protocol):
+    async def control(self, body: bytes) -> HttpAnswer:
+        """Run one timeline action now (JSON in, JSON out); never raises for bad input."""
+        ...

@@ -205,6 +205,78 @@ class RelaySection(_Section):
     customer_delay_median_s: float = Field(1800.0, gt=0, description="median delay before the customer closes")
 
 
+class DestinationsSection(_Section):
+    readings: list[str] = Field(default_factory=list, description="SOAP URLs that receive scheduled MeterReadings")
+    events: list[str] = Field(default_factory=list, description="SOAP URLs that receive unsolicited EndDeviceEvents")
+    ack_required: bool = Field(False, description="ask these destinations to acknowledge")
+
+    @field_validator("readings", "events")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        for url in v:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return v
+
+
+class PushSection(_Section):
+    name: str = Field(min_length=1)
+    every: Literal["daily", "hourly"] = "daily"
+    at: str = Field("02:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="daily: local HH:MM")
+    at_minute: int = Field(5, ge=0, le=59, description="hourly: minute of the hour")
+    reading_types: list[str] = Field(default_factory=lambda: ["0.0.2.4.1.1.12.0.0.0.0.0.0.0.0.3.72.0"])
+    group: str | None = Field(None, description="a group name; none: the whole fleet")
+    batch_meters: int = Field(1000, ge=1)
+    window_s: float = Field(3600.0, ge=0, description="spread one push's messages over this many sim seconds")
+    missing_fraction: float = Field(0.0, ge=0, le=1, description="meters left out, sent later as a backfill")
+    backfill_after_s: float = Field(7200.0, ge=0)
+    gap_fraction: float = Field(0.0, ge=0, le=1, description="intervals the head-end did not collect")
+    estimate_gaps: bool = Field(False, description="estimate gaps (2.8.0) instead of leaving them missing (2.5.259)")
+    duplicate_fraction: float = Field(0.0, ge=0, le=1, description="messages sent twice")
+
+
+class OutagesSection(_Section):
+    rate_per_group_per_day: float = Field(0.0, ge=0, description="Poisson outages per feeder (or collector) per day")
+    scope: Literal["feeder", "collector"] = "feeder"
+    duration_median_s: float = Field(3600.0, gt=0)
+    duration_sigma: float = Field(1.0, ge=0, le=5)
+    last_gasp_fraction: float = Field(0.8, ge=0, le=1, description="affected meters whose last gasp arrives")
+
+
+class EventRateSection(_Section):
+    event_type: str = Field(pattern=r"^\d+\.\d+\.\d+\.\d+$")
+    per_meter_per_day: dict[MeterClassName, float] = Field(description="rate per meter per day, by meter class")
+
+
+class IncidentsSection(_Section):
+    outages: OutagesSection = Field(default_factory=OutagesSection)  # type: ignore[arg-type]
+    events: list[EventRateSection] = Field(default_factory=list, description="rated events by meter class")
+
+
+TimelineAction = Literal["outage", "unreachable", "slow", "disconnect", "connect", "storm", "push"]
+
+
+class TimelineEntry(_Section):
+    at_s: float = Field(0.0, ge=0, description="sim seconds after the start")
+    action: TimelineAction
+    group: str | None = None
+    meters: list[str] = Field(default_factory=list, description="meters by mRID or serial")
+    duration_s: float = Field(1200.0, gt=0, description="outage, unreachable, slow: how long")
+    factor: float = Field(5.0, gt=0, description="slow: latency multiplier")
+    event_type: str = Field("3.12.43.257", pattern=r"^\d+\.\d+\.\d+\.\d+$", description="storm: the event")
+    within_s: float = Field(60.0, gt=0, description="storm: events spread over this long")
+    push: str | None = Field(None, description="push: the name of a push to run now")
+
+    @model_validator(mode="after")
+    def _targets(self) -> TimelineEntry:
+        needs_meters = self.action != "push"
+        if needs_meters and self.group is None and not self.meters:
+            raise ValueError(f"{self.action} needs a group or meters")
+        if self.action == "push" and not self.push:
+            raise ValueError("push needs the name of a push")
+        return self
+
+
 class OutboxSection(_Section):
     path: str | None = Field(None, description="SQLite file; default hes-sim-data/<scenario name>/outbox.sqlite3")
     retry_initial_s: float = Field(1.0, gt=0, description="first retry after this many seconds")
@@ -250,6 +322,10 @@ class Scenario(_Section):
     headend: HeadEndSection = Field(default_factory=HeadEndSection)  # type: ignore[arg-type]
     replies: RepliesSection = Field(default_factory=RepliesSection)  # type: ignore[arg-type]
     relay: RelaySection = Field(default_factory=RelaySection)  # type: ignore[arg-type]
+    destinations: DestinationsSection = Field(default_factory=DestinationsSection)  # type: ignore[arg-type]
+    pushes: list[PushSection] = Field(default_factory=list)
+    incidents: IncidentsSection = Field(default_factory=IncidentsSection)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
     outbox: OutboxSection = Field(default_factory=OutboxSection)  # type: ignore[arg-type]
     server: ServerSection = Field(default_factory=ServerSection)  # type: ignore[arg-type]
 

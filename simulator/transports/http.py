@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from ..ports import SoapPort
+from ..ports import ControlPort, SoapPort
 
 _TEXT = "text/plain; charset=utf-8"
 _XML = "text/xml; charset=utf-8"
@@ -16,7 +16,7 @@ def _base_url(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
-def make_app(port: SoapPort) -> web.Application:
+def make_app(port: SoapPort, control: ControlPort | None = None) -> web.Application:
     # aiohttp would answer an oversized body with a bare 413; we read with our own limit
     # instead so the MDMS gets a SOAP fault with a 61968-100 code.
     app = web.Application(client_max_size=port.max_request_bytes)
@@ -70,6 +70,13 @@ def make_app(port: SoapPort) -> web.Application:
     async def health(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def post_control(request: web.Request) -> web.Response:
+        assert control is not None
+        answer = await control.control(await request.read())
+        return web.Response(status=answer.status, body=answer.body, headers={"Content-Type": answer.content_type})
+
+    if control is not None:
+        app.router.add_post("/control", post_control)
     app.router.add_get("/", index)
     app.router.add_get("/health", health)
     app.router.add_get("/xsd/{name}", get_xsd)

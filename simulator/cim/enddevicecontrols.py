@@ -29,6 +29,7 @@ from lxml import etree
 
 from simulator.cim.envelope import IdRef, InboundMessage, OutHeader, build_request, typed_root
 from simulator.cim.getmeterreadings import ObjRef
+from simulator.cim.messages import id_xml
 from simulator.cim.ns import END_DEVICE_CONTROLS
 from simulator.cim.profileread import child_text, float_of, obj_ref, period_of, profile_namespace, text
 from simulator.cim.xml import xml_escape
@@ -318,15 +319,5 @@ def build_end_device_controls_request(
 
 
 def _id_xml(ref: IdRef) -> str:
-    attrs = "".join(
-        f' {attr}="{xml_escape(value)}"'
-        for attr, value in (
-            ("idType", ref.id_type),
-            ("idAuthority", ref.id_authority),
-            ("kind", ref.kind),
-            ("objectType", ref.object_type),
-        )
-        if value is not None
-    )
     # build_request declares the msg prefix on the root, so the ID needs no declaration of its own.
-    return f"<msg:ID{attrs}>{xml_escape(ref.value)}</msg:ID>"
+    return id_xml("ID", ref)

@@ -138,7 +138,8 @@ def _bool_text(value: bool | None) -> str | None:
     return None if value is None else ("true" if value else "false")
 
 
-def _id_xml(name: str, ref: IdRef, prefix: str = "msg:") -> str:
+def id_xml(name: str, ref: IdRef, prefix: str = "msg:") -> str:
+    """An ID-typed element (`ID`, `relatedID`) with its IDatts, escaped."""
     attrs = "".join(
         f' {attr}="{xml_escape(value)}"'
         for attr, value in (
@@ -183,7 +184,7 @@ def _error_xml(e: ErrorItem) -> str:
         + _el("msg:", "level", e.level)
         + _el("msg:", "reason", e.reason)
         + _el("msg:", "details", e.details)
-        + (_id_xml("ID", e.id) if e.id is not None else "")
+        + (id_xml("ID", e.id) if e.id is not None else "")
         + "</msg:Error>"
     )
 
@@ -192,7 +193,7 @@ def _reply_xml(r: Reply) -> str:
     return (
         _el("msg:", "Result", r.result)
         + "".join(_error_xml(e) for e in r.errors)
-        + "".join(_id_xml("ID", i) for i in r.ids)
+        + "".join(id_xml("ID", i) for i in r.ids)
     )
 
 
@@ -283,7 +284,7 @@ def build_request(
         parts.append(_el(q, "StartTime", start_time) + _el(q, "EndTime", end_time))
         for name, value in options:
             parts.append(f"<{q}Option>{_el('msg:', 'name', name)}{_el('msg:', 'value', value)}</{q}Option>")
-        parts.extend(_id_xml("ID", i, q) for i in ids)
+        parts.extend(id_xml("ID", i, q) for i in ids)
         parts.extend(_strip_declaration(e).decode() for e in request_elements)
         parts.append(f"</{p}Request>")
     return _assemble(start, parts, payload, p, end)

@@ -6,11 +6,9 @@ start the MDMS and the simulator again, and every result part arrives, in order.
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import sqlite3
-import time
 import urllib.request
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from lxml import etree
 from simulator.app import Simulator
 from simulator.scenario import load_scenario
 
-from .server import DEMO, INSTANT_COMMS, running, running_simulator
+from .server import DEMO, INSTANT_COMMS, read_journal, running, running_simulator, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -62,19 +60,8 @@ def feeder_mrids() -> list[str]:
     return sim.fleet.mrids(sim.fleet.group_members(sim.fleet.group_by_name("FEEDER-01")))
 
 
-def read_journal(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def pending(outbox: Path) -> int:

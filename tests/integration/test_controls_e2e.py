@@ -6,8 +6,6 @@ ExecuteEndDeviceControls and GetEndDeviceEvents WSDLs, as an MDMS would build on
 
 from __future__ import annotations
 
-import json
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from simulator.app import Simulator
 from simulator.scenario import load_scenario
 from simulator.timeutil import format_datetime
 
-from .server import DEMO, INSTANT_COMMS, running, running_simulator
+from .server import DEMO, INSTANT_COMMS, read_journal, running, running_simulator, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -26,17 +24,8 @@ START = "2026-03-10T12:00:00Z"
 KWH_15 = "0.0.2.4.1.1.12.0.0.0.0.0.0.0.0.3.72.0"
 
 
-def journal(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_feeder_disconnect_reconnect_cycle_over_soap(tmp_path: Path) -> None:
@@ -60,8 +49,8 @@ def test_feeder_disconnect_reconnect_cycle_over_soap(tmp_path: Path) -> None:
         accepted = controls.CreateEndDeviceControls(Header=header, Payload=control("3.31.0.23", "OFF-1"))
         assert accepted.Reply.Result == "OK" and accepted.Reply.ID
         wait_for(lambda: any(e["noun"] == "EndDeviceControls" and e["correlation_id"] == "cycle-off"
-                             for e in journal(log)), 30, "the disconnect's final reply")
-        got = [e for e in journal(log) if e["correlation_id"] == "cycle-off"]
+                             for e in read_journal(log)), 30, "the disconnect's final reply")
+        got = [e for e in read_journal(log) if e["correlation_id"] == "cycle-off"]
         assert all(e["valid"] for e in got), [e["validation_errors"] for e in got]
         assert got[-1]["result"] == "OK"
 
@@ -97,7 +86,7 @@ def test_feeder_disconnect_reconnect_cycle_over_soap(tmp_path: Path) -> None:
         header["CorrelationID"] = "cycle-on"
         controls.CreateEndDeviceControls(Header=header, Payload=control("3.31.0.18", "ON-1"))
         wait_for(lambda: any(e["noun"] == "EndDeviceControls" and e["correlation_id"] == "cycle-on"
-                             for e in journal(log)), 30, "the reconnect's final reply")
+                             for e in read_journal(log)), 30, "the reconnect's final reply")
         res = events.GetEndDeviceEvents(
             Header={"Verb": "get", "Noun": "EndDeviceEvents"},
             Request={"GetEndDeviceEvents": {"EndDeviceGroup": [{"Names": [{"name": "FEEDER-01"}]}],

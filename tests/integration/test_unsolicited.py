@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -11,13 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from .server import REPO, running
+from .server import REPO, read_journal, running
 
 pytestmark = pytest.mark.integration
 
 
-def journal(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
 
 
 def test_fast_outage_storm_delivers_every_last_gasp_once(tmp_path: Path) -> None:
@@ -36,7 +33,7 @@ def test_fast_outage_storm_delivers_every_last_gasp_once(tmp_path: Path) -> None
         counts = dict(item.split(" x") for item in summary.split("events: ", 1)[1].splitlines()[0].split(", "))
         gasps, restores = int(counts["3.26.0.85"]), int(counts["3.26.0.216"])
         assert restores == 5000 and 3000 <= gasps <= 4000
-        entries = journal(log)
+        entries = read_journal(log)
     answered = [e for e in entries if e["answered"] == "ok"]  # half were refused with HTTP 500 and retried
     assert len(answered) < len(entries)
     unique = {e["message_id"]: e for e in answered}  # the receiver deduplicates by MessageID
@@ -58,7 +55,7 @@ def test_control_api_starts_an_outage_on_a_live_server(tmp_path: Path) -> None:
         assert bad.returncode == 1 and bad.stderr.startswith("hes-sim: error: ") and "FEEDER-99" in bad.stderr
         def types() -> Counter[str]:
             total: Counter[str] = Counter()
-            for e in journal(log):
+            for e in read_journal(log):
                 total.update(e.get("event_types", {}))
             return total
 

@@ -13,7 +13,7 @@ events are only kept for GetEndDeviceEvents.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -209,13 +209,27 @@ class ControlDesk:
         he.env.process(walk(he.env))
 
     # -- messages --------------------------------------------------------------------------
-    def event_out(self, ev: Event) -> EventOut:
+    def events_out(self, events: Sequence[Event]) -> list[EventOut]:
+        """Events as the codec writes them; identity for the whole batch in vectorised calls.
+
+        One meter at a time cost ~40 ms per 1,000 events, most of an outage storm's CPU.
+        """
+        if not events:
+            return []
         f = self.he.fleet
-        return EventOut(
-            mrid=self.he.uid("event", ev.seq), created=format_datetime(ev.t), event_type=ev.event_type,
-            meter_mrid=f.mrid(ev.meter), meter_name=f.serial(ev.meter), usage_point_mrid=f.usage_point_mrid(ev.meter),
-            issuer_id=self.he.settings.source, issuer_tracking_id=ev.issuer_tracking_id, details=ev.details,
-        )
+        meters = np.fromiter((e.meter for e in events), dtype=np.int64, count=len(events))
+        mrids, serials, ups = f.mrids(meters), f.serials(meters), f.usage_point_mrids(meters)
+        stamps: dict[int, str] = {}
+        source = self.he.settings.source
+        return [
+            EventOut(
+                mrid=self.he.uid("event", ev.seq),
+                created=stamps.get(ev.t) or stamps.setdefault(ev.t, format_datetime(ev.t)),
+                event_type=ev.event_type, meter_mrid=mrids[k], meter_name=serials[k], usage_point_mrid=ups[k],
+                issuer_id=source, issuer_tracking_id=ev.issuer_tracking_id, details=ev.details,
+            )
+            for k, ev in enumerate(events)
+        ]
 
     def _send_events(self, control: Control, events: list[Event], final: bool, indexed: bool = True) -> None:
         if control.destination is None or (not events and not indexed):
@@ -226,7 +240,7 @@ class ControlDesk:
         if indexed:
             control.parts_sent += 1
             props = (("MessageIndex", f"{control.parts_sent}/{n}"),)
-        payload = build_end_device_events(self.event_out(e) for e in events) if events else None
+        payload = build_end_device_events(self.events_out(events)) if events else None
         header = he.header(None, "created", "EndDeviceEvents", props, control.correlation_id,
                            he.replies.ack_required or None)
         self._put(control, build_event(EVENTS_WRAPPER, header, payload), SOAP_ACTION_EVENTS)

@@ -58,6 +58,6 @@ def get_end_device_events(headend, query: EventsQuery, request_start: int | None
     if len(found) > max_events:
         raise CimError(codes.TOO_MANY_ITEMS, f"more than {max_events} events match; narrow the meters, types or "
                        "time range (setting headend.max_readings_per_reply)")
-    payload = build_end_device_events(he.controls.event_out(e) for e in found) if found else None
+    payload = build_end_device_events(he.controls.events_out(found)) if found else None
     result = codes.RESULT_PARTIAL if errors else codes.RESULT_OK
     return EventsAnswer(Reply(result, tuple(errors)), payload)

@@ -40,7 +40,7 @@ class EventSender:
             chunk = events[start:start + self.batch_events]
             correlation = he.uid("events", chunk[0].seq)
             header = he.header(None, "created", "EndDeviceEvents", (), correlation, self.ack_required or None)
-            body = build_event(EVENTS_WRAPPER, header, build_end_device_events(he.controls.event_out(e) for e in chunk))
+            body = build_event(EVENTS_WRAPPER, header, build_end_device_events(he.controls.events_out(chunk)))
             he.outbound.put_parts([OutboundPart(d, SOAP_ACTION, body, correlation, self.ack_required)
                                    for d in self.destinations])
             self.messages += 1

@@ -146,6 +146,10 @@ class HeadEnd:
         if self.before_request is not None:
             self.before_request()
         route(msg, respond)
+        if self.before_request is not None:
+            # Run what the request made due right now (instant comms, immediate answers) instead of
+            # leaving it for the live driver's next tick.
+            self.before_request()
 
     def run_until(self, done: Callable[[], bool]) -> None:
         """Drive the environment ourselves until `done()`: for use without a live driver."""

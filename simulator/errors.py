@@ -19,8 +19,12 @@ class ScenarioError(SimulatorError):
         self.source = source
         self.key = key
         self.message = message
-        where = f"{source}: {key}" if key else source
-        super().__init__(f"{where}: {message}")
+        # All fields in args: simpy re-raises a process's exception as type(e)(*e.args).
+        super().__init__(source, key, message)
+
+    def __str__(self) -> str:
+        where = f"{self.source}: {self.key}" if self.key else self.source
+        return f"{where}: {self.message}"
 
 
 class CimError(SimulatorError):
@@ -30,4 +34,7 @@ class CimError(SimulatorError):
         self.code = code
         self.reason = reason
         self.details = details
-        super().__init__(f"{code}: {reason}")
+        super().__init__(code, reason, details)  # all fields, so the error can be rebuilt from args
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.reason}"

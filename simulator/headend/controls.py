@@ -26,7 +26,7 @@ from ..cim.enddeviceevents import EventOut, build_end_device_events
 from ..cim.messages import ErrorItem, IdRef, Reply, build_event, build_response, meter_error
 from ..model.comms import OUTCOME_OK, OUTCOME_TIMEOUT
 from ..model.events import Event
-from ..model.jobs import Job, JobBatch
+from ..model.jobs import Job, JobBatch, Overloaded
 from ..timeutil import format_datetime
 from .readjob import PER_METER_CODE, OutboundPart, overall_reply
 from .selection import select_meters
@@ -77,6 +77,9 @@ class Control:
     acted: int = 0
     errors: list[ErrorItem] = field(default_factory=list)
     parts_sent: int = 0
+    pending_events: list[Event] = field(default_factory=list)  # acted since the last part was sent
+    part_meters: int = 0
+    canceled_at: float | None = None  # sim time of a cancel while running
 
 
 class ControlDesk:
@@ -128,31 +131,54 @@ class ControlDesk:
                 return
             control.state = "running"
             control.started_at = he.clock.now_unix()
-            size = he.replies.part_size or None
-            control.job = he.scheduler.submit(control.meters, control.key, lambda b: self._on_batch(control, b), size)
+            try:
+                # A batch per sim second: each meter acts at the second it was reached, never later.
+                control.job = he.scheduler.submit(control.meters, control.key, lambda b: self._on_batch(control, b),
+                                                  per_second=True)
+            except Overloaded as exc:  # accepted earlier, but the head-end is full when it is due
+                control.errors += [meter_error(exc.code, m, f"not attempted: {exc.reason}")
+                                   for m in he.fleet.mrids(control.meters)]
+                control.state = "done"
+                self._flush(control, final=True)
+                self._send_final(control)
 
         he.env.process(run(he.env))
 
     def _on_batch(self, control: Control, batch: JobBatch) -> None:
+        """Meters whose outcome became known this sim second: act now, report per meter in order."""
         he = self.he
         plan = batch.plan
-        reached = plan.outcome == OUTCOME_OK
-        events: list[Event] = []
-        for outcome in np.unique(plan.outcome[~reached]).tolist():
-            lost = plan.idx[plan.outcome == outcome]
-            code, reason = PER_METER_CODE.get(outcome, PER_METER_CODE[OUTCOME_TIMEOUT])
-            if control.state == "canceled" and outcome == OUTCOME_TIMEOUT:
-                code, reason = codes.CANCELLED_BY_USER, "the control was cancelled before this meter was reached"
-            control.errors += [meter_error(code, m, reason) for m in he.fleet.mrids(lost)]
-        # Meters act at the second they were reached: group by that second so state changes are exact.
-        when = np.floor(plan.done_at[reached]).astype(np.int64) + he.clock.epoch_unix
-        meters = plan.idx[reached]
-        for t in np.unique(when).tolist():
-            events += self._act(control, meters[when == t], int(t))
-        self._send_events(control, events, final=batch.final)
+        t = he.clock.now_unix()
+        powered = he.relay.outages[plan.idx] == 0
+        reached = (plan.outcome == OUTCOME_OK) & powered
+        by_meter: dict[int, Event] = {}
+        if reached.any():
+            for acted in self._act(control, plan.idx[reached], t):
+                by_meter[acted.meter] = acted
+        mrids = he.fleet.mrids(plan.idx)
+        for k, meter in enumerate(plan.idx.tolist()):
+            ev = by_meter.get(meter)
+            if ev is not None:
+                control.pending_events.append(ev)
+            elif not powered[k]:
+                control.errors.append(meter_error(codes.TIMED_OUT, mrids[k], "the meter has no power (outage)"))
+            elif plan.outcome[k] != OUTCOME_OK:
+                code, reason = PER_METER_CODE.get(int(plan.outcome[k]), PER_METER_CODE[OUTCOME_TIMEOUT])
+                if control.canceled_at is not None and plan.done_at[k] >= control.canceled_at:
+                    code, reason = codes.CANCELLED_BY_USER, "the control was cancelled before this meter was reached"
+                control.errors.append(meter_error(code, mrids[k], reason))
+            control.part_meters += 1
+            if he.replies.part_size and control.part_meters >= he.replies.part_size and not batch.final:
+                self._flush(control, final=False)
         if batch.final:
             control.state = "done" if control.state != "canceled" else control.state
+            self._flush(control, final=True)
             self._send_final(control)
+
+    def _flush(self, control: Control, final: bool) -> None:
+        """Send the events of the meters reported since the last part, as part k of n."""
+        events, control.pending_events, control.part_meters = control.pending_events, [], 0
+        self._send_events(control, events, final=final)
 
     def _act(self, control: Control, meters: np.ndarray, t: int) -> list[Event]:
         he = self.he
@@ -239,7 +265,9 @@ class ControlDesk:
         props: tuple[tuple[str, str | None], ...] = ()
         if indexed:
             control.parts_sent += 1
-            props = (("MessageIndex", f"{control.parts_sent}/{n}"),)
+            k = control.parts_sent
+            # A cancelled control ends early: its last part says so by closing the count (k/k).
+            props = (("MessageIndex", f"{k}/{k if final else n}"),)
         payload = build_end_device_events(self.events_out(events)) if events else None
         header = he.header(None, "created", "EndDeviceEvents", props, control.correlation_id,
                            he.replies.ack_required or None)
@@ -300,8 +328,13 @@ class ControlDesk:
                     canceled += 1
                 elif c.state == "running" and c.job is not None:
                     c.state = "canceled"
+                    c.canceled_at = float(self.he.env.now)
                     canceled += 1
                     c.job.cancel()  # meters not yet reached are reported with 6.5
+                elif c.state == "canceled":
+                    errors.append(ErrorItem(codes.NOT_ATTEMPTED, codes.level_for(codes.NOT_ATTEMPTED),
+                                            "this control was already cancelled",
+                                            id=IdRef(c.transaction, kind="transaction")))
                 else:
                     ran = format_datetime(c.started_at) if c.started_at else "earlier"
                     errors.append(ErrorItem(

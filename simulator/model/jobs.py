@@ -29,9 +29,12 @@ class Overloaded(Exception):
     """The head-end refuses a request instead of growing its queue without bound."""
 
     def __init__(self, code: str, reason: str) -> None:
-        super().__init__(f"{code} {reason}")
+        super().__init__(code, reason)  # all fields: simpy re-raises as type(e)(*e.args)
         self.code = code  # "3.2": too many pending requests
         self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.reason}"
 
 
 @dataclass
@@ -59,12 +62,13 @@ def _timeout_at(env: simpy.Environment, t: float) -> simpy.Timeout:
 
 class Job:
     def __init__(self, scheduler: JobScheduler, job_id: int, idx: npt.NDArray[np.int64], key: int,
-                 on_batch: Callable[[JobBatch], None], batch_size: int | None) -> None:
+                 on_batch: Callable[[JobBatch], None], batch_size: int | None, per_second: bool = False) -> None:
         self.id = job_id
         self.key = key
         self.idx = idx
         self.size = len(idx)
         self.batch_size = batch_size
+        self.per_second = per_second
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self.cancelled = False
@@ -122,8 +126,14 @@ class Job:
         done = plan.done_at[order]
         self._sorted = sorted_plan = plan.select(order)
         n = self.size
-        step = n if self.batch_size is None else self.batch_size
-        ends = [*range(step, n, step), n] if n else [0]
+        if self.per_second and n:
+            # A batch per sim second in which meters completed: callers act "now" at the second
+            # each meter was reached, so time never runs backwards for any meter.
+            second = np.floor(done)
+            ends = [*(np.flatnonzero(np.diff(second)) + 1).tolist(), n]
+        else:
+            step = n if self.batch_size is None else self.batch_size
+            ends = [*range(step, n, step), n] if n else [0]
         for end in ends:
             due = float(done[end - 1]) if end else float(env.now)
             if due > env.now:
@@ -162,7 +172,7 @@ class JobScheduler:
         return len(self._waiting)
 
     def submit(self, idx: npt.ArrayLike, key: int, on_batch: Callable[[JobBatch], None],
-               batch_size: int | None = None) -> Job:
+               batch_size: int | None = None, per_second: bool = False) -> Job:
         """Start the job now if a slot is free, else queue it (FIFO); Overloaded 3.2 if the queue is full.
 
         Batches: one final batch (batch_size None) or one per `batch_size` completions with the
@@ -174,7 +184,7 @@ class JobScheduler:
         if self.in_flight >= self.max_in_flight and len(self._waiting) >= self.max_queued:
             raise Overloaded("3.2", f"too many pending requests: {self.in_flight} in progress, "
                                     f"{len(self._waiting)} queued (limit {self.max_queued})")
-        job = Job(self, self._next_id, ind, int(key), on_batch, batch_size)
+        job = Job(self, self._next_id, ind, int(key), on_batch, batch_size, per_second)
         self._next_id += 1
         if self.in_flight < self.max_in_flight:
             self._start(job)

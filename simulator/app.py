@@ -18,6 +18,7 @@ import numpy as np
 import simpy
 from aiohttp import web
 
+from .cim.enddevicecontrols import normalise_control_type
 from .control_api import ControlApi, action_of
 from .drivers import LiveDriver
 from .errors import ScenarioError, SimulatorError
@@ -146,7 +147,8 @@ def incident_config(scenario: Scenario) -> IncidentConfig:
         outages=OutageConfig(rate_per_group_per_day=o.rate_per_group_per_day, scope=o.scope,
                              duration_median_s=o.duration_median_s, duration_sigma=o.duration_sigma,
                              last_gasp_fraction=o.last_gasp_fraction),
-        rates=tuple(EventRate(e.event_type, {str(k): float(v) for k, v in e.per_meter_per_day.items()})
+        rates=tuple(EventRate(normalise_control_type(e.event_type) or e.event_type,
+                              {str(k): float(v) for k, v in e.per_meter_per_day.items()})
                     for e in scenario.incidents.events),
     )
 
@@ -218,6 +220,7 @@ class Simulator:
                 validate_requests=h.validate_requests,
                 validate_responses=h.validate_responses,
                 max_outbox_backlog=h.max_outbox_backlog,
+                max_events_per_reply=h.max_events_per_reply,
             ),
             ids=IdStream(scenario.seed, f"message:{self.run_id}"),
             scheduler=self.scheduler,

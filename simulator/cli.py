@@ -64,7 +64,7 @@ def _run_fast(args: argparse.Namespace, sim: object) -> int:
     summary = asyncio.run(run_scenario_fast(sim, until))  # type: ignore[arg-type]
     for line in summary.lines():
         print(line, flush=True)
-    return 0 if summary.all_delivered else 3
+    return 0 if summary.clean else 3
 
 
 def _cmd_control(args: argparse.Namespace) -> int:
@@ -85,7 +85,11 @@ def _cmd_control(args: argparse.Namespace) -> int:
         with urllib.request.urlopen(req, timeout=30) as resp:
             answer = json.loads(resp.read())
     except urllib.error.HTTPError as err:
-        answer = json.loads(err.read() or b"{}")
+        raw = err.read()
+        try:
+            answer = json.loads(raw or b"{}")
+        except ValueError:
+            answer = {"ok": False, "error": f"HTTP {err.code} from {args.url}: {raw[:200]!r}"}
     except (urllib.error.URLError, OSError) as exc:
         raise SimulatorError(f"cannot reach {args.url}: {getattr(exc, 'reason', exc)}") from None
     if not answer.get("ok"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,6 +31,11 @@ class FastRunSummary:
     @property
     def all_delivered(self) -> bool:
         return self.outbox.get("pending", 0) == 0 and self.outbox.get("dead", 0) == 0
+
+    @property
+    def clean(self) -> bool:
+        """Everything delivered and no simulation event failed: what a pipeline checks."""
+        return self.all_delivered and not self.failed_events
 
     def lines(self) -> list[str]:
         out = [f"ran {self.sim_seconds:g} sim seconds in {self.wall_seconds:.1f} s"]
@@ -81,6 +87,6 @@ def parse_duration(text: str) -> float:
     scale = units.get(t[-1:])
     number = t[:-1] if scale else t
     value = float(number) * (scale or 1)
-    if value <= 0:
-        raise ValueError("must be positive")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a positive, finite duration")
     return value

@@ -56,6 +56,7 @@ CONTROLS_REPLY = (ns.END_DEVICE_CONTROLS_MSG, "EndDeviceControlsResponseMessage"
 CONTROLS_CREATED = (ns.END_DEVICE_CONTROLS_MSG, "CreatedEndDeviceControls")
 SOAP_ACTION_EVENTS = "http://iec.ch/TC57/2011/EndDeviceEvents/CreatedEndDeviceEvents"
 SOAP_ACTION_CONTROLS_CREATED = "http://iec.ch/TC57/2011/EndDeviceControls/CreatedEndDeviceControls"
+KEEP_CONTROLS = 10_000  # controls remembered for cancel; a long live run would grow without bound
 
 
 @dataclass
@@ -115,6 +116,7 @@ class ControlDesk:
                 item_errors=list(sel.errors),
             )
             self.controls[control.transaction] = control
+            self._forget_old()
             accepted.append(control)
             self._schedule(control)
         return accepted, errors
@@ -297,6 +299,15 @@ class ControlDesk:
         self.he.outbound.put_parts([OutboundPart(control.destination, action, body,
                                                  control.correlation_id or control.transaction,
                                                  self.he.replies.ack_required)])
+
+    def _forget_old(self) -> None:
+        """Keep at most KEEP_CONTROLS: the oldest finished ones go (a cancel of those gets 2.15)."""
+        excess = len(self.controls) - KEEP_CONTROLS
+        if excess <= 0:
+            return
+        finished = [t for t, c in self.controls.items() if c.state in ("done", "canceled")][:excess]
+        for t in finished:
+            del self.controls[t]
 
     # -- cancel ----------------------------------------------------------------------------
     def find(self, ident: str) -> list[Control]:

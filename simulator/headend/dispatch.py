@@ -51,6 +51,7 @@ class HeadEndSettings:
     validate_requests: bool = True
     validate_responses: bool = False
     max_outbox_backlog: int = 100_000
+    max_events_per_reply: int = 100_000
 
 
 @dataclass
@@ -336,6 +337,9 @@ class HeadEnd:
         correlation = self.correlation_of(msg, next(self._keys))
         ping_items = [i for i in items if normalise_control_type(i.control_type or "") == self.ping_control_type]
         others = tuple(i for i in items if i not in ping_items)
+        if ping_items and destination is None:  # refuse before anything starts
+            raise CimError(codes.MANDATORY_FIELD_MISSING, "a ping needs a ReplyAddress (or replies.events_address) "
+                           "to send its results to")
         controls, errors = self.controls.create(others, correlation, destination, lambda: next(self._keys))
         pinged = False
         for item in ping_items:
@@ -369,7 +373,7 @@ class HeadEnd:
         query = parse_get_end_device_events(profile)
         req = msg.request
         answer = get_end_device_events(self, query, req.start_time if req else None, req.end_time if req else None,
-                                       self.settings.max_readings_per_reply)
+                                       self.settings.max_events_per_reply)
         reply = answer.reply
         if msg.header.ack_required:
             reply = Reply(reply.result, (_ack(), *reply.errors), reply.ids)

@@ -57,7 +57,7 @@ def get_end_device_events(headend, query: EventsQuery, request_start: int | None
     found = he.events.query(meters, types, start, end, limit=max_events + 1)
     if len(found) > max_events:
         raise CimError(codes.TOO_MANY_ITEMS, f"more than {max_events} events match; narrow the meters, types or "
-                       "time range (setting headend.max_readings_per_reply)")
+                       "time range (setting headend.max_events_per_reply)")
     payload = build_end_device_events(he.controls.events_out(found)) if found else None
     result = codes.RESULT_PARTIAL if errors else codes.RESULT_OK
     return EventsAnswer(Reply(result, tuple(errors)), payload)

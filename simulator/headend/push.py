@@ -39,6 +39,7 @@ import simpy
 
 from ..cim.messages import build_event
 from ..cim.meterreadings import build_meter_readings
+from ..errors import SimulatorError
 from ..model.calendar import DAY_S
 from ..model.hashing import as_u64, derive_key, hash_cells, hash_int, hash_u64, unit, unit_int
 from ..model.readingtypes import reading_type
@@ -155,6 +156,7 @@ class PushScheduler:
         self.ack_required = ack_required
         self._offset_s = headend.fleet.config.utc_offset_minutes * 60
         self._seq = itertools.count()
+        self._pushes_begun = 0
         self._gap_keys: dict[str, int] = {}
         self._states: dict[str, _SpecState] = {}
         for spec in specs:
@@ -178,7 +180,7 @@ class PushScheduler:
         """Run one push of `spec_name` at the current sim time (its first message leaves now)."""
         state = self._states.get(spec_name)
         if state is None:
-            raise KeyError(f"no push named {spec_name!r}; known: {', '.join(self._states) or 'none'}")
+            raise SimulatorError(f"no push named {spec_name!r}; known: {', '.join(self._states) or 'none'}")
         self._begin(state, self.he.clock.now_unix())
         self._ensure_running(state)
 
@@ -246,7 +248,9 @@ class PushScheduler:
     def _begin(self, state: _SpecState, t: int) -> None:
         """Decide everything about a push at `t` and put its messages on the agenda."""
         spec, seed = state.spec, self.he.fleet.seed
-        push = _Push(spec, t, self._plan(spec, state.meters, t), self.he.uid("push", spec.name, t),
+        self._pushes_begun += 1  # two pushes in one sim second still get distinct CorrelationIDs
+        correlation = self.he.uid("push", spec.name, t, self._pushes_begun)
+        push = _Push(spec, t, self._plan(spec, state.meters, t), correlation,
                      derive_key(seed, "push-duplicate", spec.name, t))
         n_meters = len(state.meters)
         if spec.missing_fraction > 0 and n_meters:

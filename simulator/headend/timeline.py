@@ -6,6 +6,7 @@ disconnect or connect, an event storm, a push run now.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 ACTIONS = ("outage", "unreachable", "slow", "disconnect", "connect", "storm", "push")
 CONTROL_CODES = {"disconnect": "3.31.0.23", "connect": "3.31.0.18"}
+TIMELINE_KEYS = 1 << 48  # job keys of timeline controls: far from the request counter's
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Timeline:
         self.destination = destination
         self.done: list[tuple[float, str]] = []   # (sim time, what happened), for summaries and tests
         self._n = 0
+        self._keys = itertools.count()
 
     def schedule(self, at_s: float, action: Action) -> None:
         def later(env: simpy.Environment):
@@ -93,7 +96,9 @@ class Timeline:
                     end_devices=tuple(ObjRef(m, (m,)) for m in action.meters),
                     end_device_groups=(ObjRef(None, (action.group,)),) if action.group else (),
                     usage_points=(), usage_point_groups=(), start_time=None, end_time=None, duration_s=None)
-                he.controls.create((item,), he.uid("timeline", self._n), self.destination, lambda: next(he._keys))
+                # Keys of their own, so MDMS requests in between do not change what the timeline does.
+                he.controls.create((item,), he.uid("timeline", self._n), self.destination,
+                                   lambda: TIMELINE_KEYS + next(self._keys))
                 what = f"{action.action} {target}"
             elif action.action == "storm":
                 self._storm(idx, action.event_type, action.within_s)

@@ -156,7 +156,7 @@ class IncidentModel:
             # Keyed by type and its repeat number, so reordering the list keeps each stream.
             nth = seen[rate.event_type] = seen.get(rate.event_type, -1) + 1
             if self._class_weights(rate)[-1] > 0:
-                self.env.process(self._batched(rate.event_type, self._rated_arrivals(rate, nth)))
+                self.env.process(self._batched(rate.event_type, self._rated_arrivals(rate, nth), powered_only=True))
 
     def outage(self, meters: npt.ArrayLike, duration_s: float, reason: str = "") -> None:
         """A commanded outage from now for `duration_s` sim seconds (duplicates count once)."""
@@ -262,8 +262,8 @@ class IncidentModel:
             yield t, int(members[j])
             seq += 1
 
-    def _batched(self, event_type: str,
-                 arrivals: Iterator[tuple[float, int]]) -> Generator[simpy.Event, object, None]:
+    def _batched(self, event_type: str, arrivals: Iterator[tuple[float, int]],
+                 powered_only: bool = False) -> Generator[simpy.Event, object, None]:
         """Report arrivals a sim second at a time, once the second's last one has happened."""
         pending = next(arrivals, None)
         while pending is not None:
@@ -276,8 +276,10 @@ class IncidentModel:
                 pending = next(arrivals, None)
             if last > self.env.now:
                 yield self.env.timeout(last - self.env.now)
-            self._report(self.events.append(np.array(meters, dtype=np.int64), self.clock.to_unix(second),
-                                            event_type))
+            who = np.array(meters, dtype=np.int64)
+            if powered_only:
+                who = who[self.relay.outages[who] == 0]  # a meter without power raises no alarm
+            self._report(self.events.append(who, self.clock.to_unix(second), event_type))
 
     def _report(self, batch: list[Event]) -> None:
         if batch:

@@ -302,6 +302,7 @@ class HeadEndSection(_Section):
     max_queued_jobs: int = Field(100, ge=0, description="requests waiting for a slot; more get 3.2")
     max_outbox_backlog: int = Field(100_000, ge=1, description="undelivered messages past which requests get 5.1")
     sync_timeout_s: float = Field(60.0, gt=0, description="a synchronous answer waits at most this (sim seconds)")
+    max_events_per_reply: int = Field(100_000, ge=1, description="GetEndDeviceEvents answers more with 3.1")
     ping_control_type: str = Field(
         "3.1.0.0", pattern=r"^\d+\.\d+\.\d+\.\d+$", description="EndDeviceControlType code that means ping"
     )

@@ -9,6 +9,7 @@ import pytest
 from lxml import etree
 
 from simulator.app import Simulator
+from simulator.errors import SimulatorError
 from simulator.headend.push import PushScheduler, PushSpec, next_push_time
 from simulator.timeutil import format_datetime, parse_datetime
 from tests.conformance.refschemas import assert_valid_both
@@ -270,7 +271,7 @@ def test_push_now_sends_the_last_complete_day_at_once_without_a_schedule() -> No
             for t, p in out.sent] == [(1000.0, "1/2"), (1050.0, "2/2")]
     root = etree.fromstring(out.sent[0][1].body)  # at 12:16 on 03-10 the last whole day is 03-09
     assert root.findtext(f".//{MR}valuesInterval/{MR}start") == format_datetime(DAY_START - 86400)
-    with pytest.raises(KeyError, match="no push named"):
+    with pytest.raises(SimulatorError, match="no push named"):
         scheduler.push_now("weekly")
 
 

@@ -253,6 +253,8 @@ class Simulator:
         for n, entry in enumerate(scenario.timeline):
             if entry.group is not None and self.fleet.group_by_name(entry.group) is None:
                 raise ScenarioError(source, f"timeline.{n}.group", f"no group named {entry.group!r} in this fleet")
+            if entry.comm_class is not None and entry.comm_class not in scenario.comms.classes:
+                raise ScenarioError(source, f"timeline.{n}.comm_class", f"no comm class {entry.comm_class!r} in comms")
             if entry.push is not None and entry.push not in push_names:
                 raise ScenarioError(source, f"timeline.{n}.push", f"no push named {entry.push!r} in pushes")
             for name in entry.meters:

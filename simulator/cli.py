@@ -73,7 +73,7 @@ def _cmd_control(args: argparse.Namespace) -> int:
     import urllib.request
 
     body: dict[str, object] = {"action": args.action}
-    for key in ("group", "duration_s", "factor", "event_type", "within_s", "push"):
+    for key in ("group", "comm_class", "duration_s", "factor", "event_type", "within_s", "push"):
         value = getattr(args, key)
         if value is not None:
             body[key] = value
@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                                             "push"))
     control.add_argument("--group", help="a group: FEEDER-07, COLLECTOR-0003, CLASS-PROSUMER")
     control.add_argument("--meter", action="append", help="a meter by mRID or serial (repeatable)")
+    control.add_argument("--comm-class", dest="comm_class", help="every meter of a comm class, e.g. rf_mesh")
     control.add_argument("--duration", dest="duration_s", type=float, help="outage/unreachable/slow: seconds")
     control.add_argument("--factor", type=float, help="slow: latency multiplier")
     control.add_argument("--event-type", dest="event_type", help="storm: the EndDeviceEventType code")

@@ -23,7 +23,8 @@ _JSON = "application/json"
 def action_of(entry: TimelineEntry) -> Action:
     # Event codes are stored in the electric-meter form (3.x) so type filters find them.
     event_type = normalise_control_type(entry.event_type) or entry.event_type
-    return Action(action=entry.action, group=entry.group, meters=tuple(entry.meters), duration_s=entry.duration_s,
+    return Action(action=entry.action, group=entry.group, meters=tuple(entry.meters), comm_class=entry.comm_class,
+                  duration_s=entry.duration_s,
                   factor=entry.factor, event_type=event_type, within_s=entry.within_s, push=entry.push)
 
 

@@ -33,6 +33,7 @@ class Action:
     action: str
     group: str | None = None
     meters: tuple[str, ...] = ()   # mRIDs or serial names
+    comm_class: str | None = None  # every meter of this comm class
     duration_s: float = 1200.0
     factor: float = 5.0
     event_type: str = "3.12.43.257"
@@ -67,7 +68,14 @@ class Timeline:
         if sel.errors:
             raise CimError("2.4", f"{action.action}: unknown meters or group: "
                            + ", ".join(e.id.value for e in sel.errors if e.id is not None))
-        return sel.indices
+        if action.comm_class is None:
+            return sel.indices
+        comms = self.he.scheduler.comms
+        if action.comm_class not in comms.class_names:
+            raise CimError("2.4", f"{action.action}: no comm class {action.comm_class!r}; "
+                           f"known: {', '.join(comms.class_names)}")
+        members = np.flatnonzero(comms.comm_class == comms.class_names.index(action.comm_class)).astype(np.int64)
+        return np.union1d(sel.indices, members) if len(sel.indices) else members
 
     def run(self, action: Action) -> str:
         """Do it now; returns a one-line description."""
@@ -79,7 +87,7 @@ class Timeline:
             what = f"push {action.push}"
         else:
             idx = self.meters(action)
-            target = action.group or f"{len(idx)} meters"
+            target = action.group or (f"comm class {action.comm_class}" if action.comm_class else f"{len(idx)} meters")
             now = he.env.now
             if action.action == "outage":
                 self._outage(idx, action.duration_s, f"timeline outage {self._n}")

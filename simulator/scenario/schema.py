@@ -261,6 +261,7 @@ class TimelineEntry(_Section):
     action: TimelineAction
     group: str | None = None
     meters: list[str] = Field(default_factory=list, description="meters by mRID or serial")
+    comm_class: str | None = Field(None, description="every meter of this comm class (e.g. rf_mesh)")
     duration_s: float = Field(1200.0, gt=0, description="outage, unreachable, slow: how long")
     factor: float = Field(5.0, gt=0, description="slow: latency multiplier")
     event_type: str = Field("3.12.43.257", pattern=r"^\d+\.\d+\.\d+\.\d+$", description="storm: the event")
@@ -270,8 +271,8 @@ class TimelineEntry(_Section):
     @model_validator(mode="after")
     def _targets(self) -> TimelineEntry:
         needs_meters = self.action != "push"
-        if needs_meters and self.group is None and not self.meters:
-            raise ValueError(f"{self.action} needs a group or meters")
+        if needs_meters and self.group is None and not self.meters and self.comm_class is None:
+            raise ValueError(f"{self.action} needs a group, meters or a comm_class")
         if self.action == "push" and not self.push:
             raise ValueError("push needs the name of a push")
         return self

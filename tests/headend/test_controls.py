@@ -236,3 +236,23 @@ def test_get_end_device_events_returns_what_happened() -> None:
         ["3.8.0.214"]
     _, none = call(sim, "GetEndDeviceEvents", get_events(meters=[sim.fleet.mrid(8)]))
     assert reply(none) == ("OK", []) and none.find(f".//{EV}EndDeviceEvent") is None
+
+
+def test_generic_endpoint_and_created_style_for_controls() -> None:
+    sim, out = new_sim(meters=100, replies={"style": "created"})
+    body = ('<msg:RequestMessage xmlns:msg="http://iec.ch/TC57/2011/schema/message">'
+            "<msg:Header><msg:Verb>create</msg:Verb><msg:Noun>EndDeviceControls</msg:Noun>"
+            f"<msg:AsyncReplyFlag>true</msg:AsyncReplyFlag><msg:ReplyAddress>{MDMS}</msg:ReplyAddress>"
+            "<msg:CorrelationID>gen-1</msg:CorrelationID></msg:Header><msg:Payload>"
+            '<c:EndDeviceControls xmlns:c="http://iec.ch/TC57/2011/EndDeviceControls#">'
+            + control("3.31.0.23", meters=[sim.fleet.mrid(2)])
+            + "</c:EndDeviceControls></msg:Payload></msg:RequestMessage>")
+    status, root = call(sim, "Message", body)
+    assert status == 200 and root.tag == f"{MSG}ResponseMessage" and reply(root)[0] == "OK"
+    sim.env.run(until=600)
+    roots = [etree.fromstring(p.body) for _, p in out.sent]
+    assert [etree.QName(r).localname for r in roots] == ["CreatedEndDeviceEvents", "CreatedEndDeviceControls",
+                                                         "EndDeviceControlsResponseMessage"]
+    for r in roots:
+        assert_valid_both(r, etree.QName(r).namespace.rsplit("/", 1)[1], etree.QName(r).namespace.rsplit("/", 1)[1])
+    assert {r.findtext(f"{{*}}Header/{MSG}CorrelationID") for r in roots} == {"gen-1"}

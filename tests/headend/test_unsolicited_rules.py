@@ -79,3 +79,16 @@ def test_meters_without_power_raise_no_alarms() -> None:
     during = [e for e in sim.events.query(dark, ["3.12.43.257"], start + 1, start + 3000)]
     others = sim.events.query(np.setdiff1d(np.arange(400), dark), ["3.12.43.257"], start + 1, start + 3000)
     assert during == [] and len(others) > 50
+
+
+def test_a_comm_class_can_be_made_slow_from_the_timeline() -> None:
+    sim = _sim()
+    done = sim.timeline.run(Action("slow", comm_class="cellular", factor=1000.0, duration_s=3600))
+    assert done == "comm class cellular slow for 3600 s"
+    cellular = np.flatnonzero(sim.comms.comm_class == sim.comms.class_names.index("cellular"))
+    mesh = np.flatnonzero(sim.comms.comm_class == sim.comms.class_names.index("rf_mesh"))
+    slow = sim.comms.plan(cellular, sim.env.now, key=1)
+    fast = sim.comms.plan(mesh, sim.env.now, key=1)
+    assert np.median(slow.done_at - sim.env.now) > 10 * np.median(fast.done_at - sim.env.now)
+    with pytest.raises(Exception, match="no comm class"):
+        sim.timeline.run(Action("slow", comm_class="carrier-pigeon"))

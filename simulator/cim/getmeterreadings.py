@@ -18,21 +18,11 @@ from lxml import etree
 
 from simulator.cim.envelope import InboundMessage, OutHeader, build_request
 from simulator.cim.ns import GET_METER_READINGS, GET_METER_READINGS_MSG
+from simulator.cim.profileread import ObjRef, Period, obj_ref, obj_refs, period_of, text
 from simulator.errors import CimError
-from simulator.timeutil import format_datetime, parse_datetime
+from simulator.timeutil import format_datetime
 
 _PROFILE_NS = re.compile(r"^http://iec\.ch/TC57/(2011|2015|2017)/GetMeterReadings#$")
-
-Period = tuple[int | None, int | None]  # (start, end) in unix seconds; None = open
-
-
-@dataclass(frozen=True, slots=True)
-class ObjRef:
-    """A device, group or usage point named by mRID and/or names; both may be empty."""
-
-    mrid: str | None = None
-    names: tuple[str, ...] = ()
-
 
 @dataclass(frozen=True, slots=True)
 class MeterReadingsQuery:
@@ -46,48 +36,15 @@ class MeterReadingsQuery:
     reading_reasons: tuple[str, ...] = ()  # from Reading/reason
 
 
-def _text(el: etree._Element | None) -> str | None:
-    if el is None or el.text is None:
-        return None
-    text = el.text.strip()
-    return text or None
-
-
-def _obj_ref(el: etree._Element, ns: str) -> ObjRef:
-    names = []
-    for names_el in el.iterfind(f"{{{ns}}}Names"):
-        name = _text(names_el.find(f"{{{ns}}}name"))
-        if name is not None:
-            names.append(name)
-    return ObjRef(mrid=_text(el.find(f"{{{ns}}}mRID")), names=tuple(names))
-
-
 def _reading_type(el: etree._Element, ns: str) -> str:
     ref = (el.get("ref") or "").strip()
     if ref:
         return ref
-    obj = _obj_ref(el, ns)
+    obj = obj_ref(el, ns)
     code = obj.mrid or (obj.names[0] if obj.names else None)
     if code is None:
         raise CimError("2.6", "a ReadingType names no code: give mRID, Names/name or ref")
     return code
-
-
-def _time(el: etree._Element | None, where: str) -> int | None:
-    text = _text(el)
-    if text is None:
-        return None
-    try:
-        return parse_datetime(text)
-    except (ValueError, OverflowError):
-        raise CimError("1.8", f"GetMeterReadings {where} is not an xs:dateTime: {text!r}") from None
-
-
-def _period(el: etree._Element, ns: str, where: str) -> Period:
-    return (
-        _time(el.find(f"{{{ns}}}start"), f"{where}/start"),
-        _time(el.find(f"{{{ns}}}end"), f"{where}/end"),
-    )
 
 
 def parse_get_meter_readings(element: etree._Element) -> MeterReadingsQuery:
@@ -101,22 +58,22 @@ def parse_get_meter_readings(element: etree._Element) -> MeterReadingsQuery:
     ns = qname.namespace or ""
 
     def refs(name: str) -> tuple[ObjRef, ...]:
-        return tuple(_obj_ref(e, ns) for e in element.iterfind(f"{{{ns}}}{name}"))
+        return obj_refs(element, ns, name)
 
     reading_periods: list[Period] = []
     reasons: list[str] = []
     for reading in element.iterfind(f"{{{ns}}}Reading"):
-        reason = _text(reading.find(f"{{{ns}}}reason"))
+        reason = text(reading.find(f"{{{ns}}}reason"))
         if reason is not None:
             reasons.append(reason)
         period_el = reading.find(f"{{{ns}}}timePeriod")
         if period_el is not None:
-            reading_periods.append(_period(period_el, ns, "Reading/timePeriod"))
+            reading_periods.append(period_of(period_el, ns, "GetMeterReadings Reading/timePeriod"))
     schedule_periods = []
     for schedule in element.iterfind(f"{{{ns}}}TimeSchedule"):
         interval = schedule.find(f"{{{ns}}}scheduleInterval")
         if interval is not None:
-            schedule_periods.append(_period(interval, ns, "TimeSchedule/scheduleInterval"))
+            schedule_periods.append(period_of(interval, ns, "GetMeterReadings TimeSchedule/scheduleInterval"))
     return MeterReadingsQuery(
         end_devices=refs("EndDevice"),
         end_device_groups=refs("EndDeviceGroup"),

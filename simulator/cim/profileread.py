@@ -1,4 +1,4 @@
-"""Small readers shared by the end-device profile parsers (controls, events, event queries).
+"""Small readers shared by the 61968-9 profile parsers (meter readings, controls, events, queries).
 
 Every 61968-9 profile names objects the same way (`mRID` and/or `Names/name`), writes times as
 xs:dateTime and lives in a `http://iec.ch/TC57/<year>/<Profile>#` namespace; these helpers read
@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 
 from lxml import etree
 
-from simulator.cim.getmeterreadings import ObjRef
 from simulator.errors import CimError
 from simulator.timeutil import parse_datetime
 
 Period = tuple[int | None, int | None]  # (start, end) in unix seconds; None = open
+
+
+@dataclass(frozen=True, slots=True)
+class ObjRef:
+    """A device, group or usage point named by mRID and/or names; both may be empty."""
+
+    mrid: str | None = None
+    names: tuple[str, ...] = ()
 
 # xs:float lexical space (the Minutes type is a restricted xs:float); Python's float() accepts
 # far more ("1_0", "infinity", " nan "), so the form is checked before converting.

@@ -36,7 +36,7 @@ from aiohttp import web
 from lxml import etree
 
 from simulator.cim import codes, schemas, soap
-from simulator.cim.messages import ErrorItem, OutHeader, Reply, build_response
+from simulator.cim.messages import ErrorItem, OutHeader, Reply, build_response, status_item
 from simulator.cim.ns import METER_READINGS, MSG
 from simulator.errors import CimError, SimulatorError
 from simulator.ids import IdStream, derive_bytes
@@ -204,7 +204,7 @@ class MdmsReceiver:
         wrapper, noun = _answer_wrapper(entry["root"], entry["noun"], "Response")
         errors: tuple[ErrorItem, ...] = ()
         if entry["ack_required"]:
-            errors = (ErrorItem(codes.ACKNOWLEDGED, codes.LEVEL_INFORM, codes.reason_for(codes.ACKNOWLEDGED)),)
+            errors = (status_item(codes.ACKNOWLEDGED),)
         header = OutHeader(
             verb="reply",
             noun=noun,

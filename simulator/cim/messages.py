@@ -92,6 +92,11 @@ class Reply:
             raise ValueError(f"result {self.result!r} is not one of {codes.RESULTS}")
 
 
+def status_item(code: str) -> ErrorItem:
+    """An INFORM-level status carried as an Error (0.0, 0.1, 0.2 or the 0.3 acknowledgement)."""
+    return ErrorItem(code, codes.LEVEL_INFORM, codes.reason_for(code))
+
+
 def meter_error(code: str, meter_mrid: str, reason: str | None = None, level: str | None = None) -> ErrorItem:
     """A per-meter error naming the meter by its mRID, as `ID kind="uuid" objectType="EndDevice"`."""
     return ErrorItem(

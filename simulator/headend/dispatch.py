@@ -22,7 +22,7 @@ from ..cim.enddevicecontrols import normalise_control_type, parse_end_device_con
 from ..cim.envelope import InboundMessage
 from ..cim.getenddeviceevents import parse_get_end_device_events
 from ..cim.getmeterreadings import MeterReadingsQuery, parse_get_meter_readings
-from ..cim.messages import ErrorItem, IdRef, OutHeader, Reply
+from ..cim.messages import ErrorItem, IdRef, OutHeader, Reply, status_item
 from ..cim.schemas import validate
 from ..errors import CimError
 from ..ids import IdStream, derive_uuid
@@ -30,7 +30,7 @@ from ..model.clock import SimClock
 from ..model.demand import DemandResets
 from ..model.events import EventLog
 from ..model.fleet import Fleet
-from ..model.jobs import JobBatch, JobScheduler, Overloaded
+from ..model.jobs import Job, JobBatch, JobScheduler, Overloaded
 from ..model.readings import Readings
 from ..model.relay import RelayModel
 from ..timeutil import format_datetime_ms
@@ -225,14 +225,16 @@ class HeadEnd:
                 reply = overall_reply(meters > 0, [*errors, *plan.item_errors], multipart=False, notes=ack)
                 self._answer(respond, Outcome("MeterReadings", reply, payload), faults)
 
-        job = self._submit_job(plan.idx, key, on_batch, None)
+        self._cancel_at_sync_timeout(self._submit_job(plan.idx, key, on_batch, None))
 
-        def sync_timeout(env: simpy.Environment):
+    def _cancel_at_sync_timeout(self, job: Job) -> None:
+        """A synchronous answer waits at most sync_timeout_s: then the meters not done report 4.1."""
+        def cut(env: simpy.Environment):
             yield env.timeout(self.replies.sync_timeout_s)
             if not job.done.triggered:
                 job.cancel()
 
-        self.env.process(sync_timeout(self.env))
+        self.env.process(cut(self.env))
 
     def _start_async(self, msg: InboundMessage, plan: ReadPlan, key: int, faults: ActiveFaults,
                      ack: tuple[ErrorItem, ...], respond: Respond) -> None:
@@ -303,12 +305,7 @@ class HeadEnd:
         )
         job = self._submit_job(idx, key, ping.on_batch, None)
         if sync is not None:
-            def sync_timeout(env: simpy.Environment):
-                yield env.timeout(self.replies.sync_timeout_s)
-                if not job.done.triggered:
-                    job.cancel()
-
-            self.env.process(sync_timeout(self.env))
+            self._cancel_at_sync_timeout(job)
 
     def _ping_read(self, msg: InboundMessage, query: MeterReadingsQuery, respond: Respond) -> None:
         sel = select_meters(self.fleet, self.settings.max_meters_per_request, query.end_devices, query.usage_points,
@@ -443,7 +440,7 @@ def _validated(self: HeadEnd, element: etree._Element, schema: str) -> etree._El
 
 
 def _ack() -> ErrorItem:
-    return ErrorItem(codes.ACKNOWLEDGED, codes.LEVEL_INFORM, codes.reason_for(codes.ACKNOWLEDGED))
+    return status_item(codes.ACKNOWLEDGED)
 
 
 def _find_profile(msg: InboundMessage, namespace: str, local: str, in_payload: bool = False) -> etree._Element:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..cim import codes
-from ..cim.messages import ErrorItem, OutHeader, Reply, build_response
+from ..cim.messages import ErrorItem, OutHeader, Reply, build_response, status_item
 from ..cim.meterreadings import MeterReadingData, ReadingData, build_meter_readings
 from ..model.comms import OUTCOME_OK
 from ..model.fleet import Fleet
@@ -76,7 +76,7 @@ class PingReply:
             self.sync_answer(final, payload)
             return
         assert self.emit is not None and self.destination is not None
-        status = ErrorItem(codes.PARTIAL_MORE_FOLLOW, codes.LEVEL_INFORM, codes.reason_for(codes.PARTIAL_MORE_FOLLOW))
+        status = status_item(codes.PARTIAL_MORE_FOLLOW)
         results = build_response(REPLY_WRAPPER, self.header("reply", (("MessageIndex", "1/2"),)),
                                  Reply(codes.RESULT_PARTIAL, (status,)), payload)
         closing = build_response(REPLY_WRAPPER, self.header("reply", (("MessageIndex", "2/2"),)), final)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..cim import codes, ns
-from ..cim.messages import ErrorItem, OutHeader, Reply, build_event, build_response, meter_error
+from ..cim.messages import ErrorItem, OutHeader, Reply, build_event, build_response, meter_error, status_item
 from ..model.comms import OUTCOME_FAILED, OUTCOME_NO_DATA, OUTCOME_OK, OUTCOME_TIMEOUT
 from ..model.jobs import JobBatch
 from .faults import ActiveFaults, corrupt
@@ -82,10 +82,6 @@ class ResultCollector:
         return good, errors
 
 
-def _status(code: str) -> ErrorItem:
-    return ErrorItem(code, codes.LEVEL_INFORM, codes.reason_for(code))
-
-
 def overall_reply(
     has_data: bool, errors: list[ErrorItem], multipart: bool, notes: tuple[ErrorItem, ...] = ()
 ) -> Reply:
@@ -96,9 +92,9 @@ def overall_reply(
     if not has_data:
         return Reply(codes.RESULT_FAILED, (*notes, *errors))
     if errors:
-        status = (_status(codes.PARTIAL_NONE_FOLLOW),) if multipart else ()
+        status = (status_item(codes.PARTIAL_NONE_FOLLOW),) if multipart else ()
         return Reply(codes.RESULT_PARTIAL, (*notes, *status, *errors))
-    return Reply(codes.RESULT_OK, (*notes, *((_status(codes.OK),) if multipart else ())))
+    return Reply(codes.RESULT_OK, (*notes, *((status_item(codes.OK),) if multipart else ())))
 
 
 class AsyncReadReply:
@@ -159,7 +155,7 @@ class AsyncReadReply:
             if last:
                 reply = overall_reply(self.any_data, [*errors, *self.plan.item_errors], self.n_parts > 1)
             else:
-                reply = Reply(codes.RESULT_PARTIAL, (_status(codes.PARTIAL_MORE_FOLLOW), *errors))
+                reply = Reply(codes.RESULT_PARTIAL, (status_item(codes.PARTIAL_MORE_FOLLOW), *errors))
             body = build_response(REPLY_WRAPPER, head, reply, payload)
             action = SOAP_ACTION_RESPONSE
         return self._out(body, action)

@@ -110,6 +110,7 @@ class _Subscription:
     destination: str  # STOMP form
     handler: Callable[[JmsMessage], None]
     ack: str
+    headers: Mapping[str, str] = field(default_factory=dict)  # e.g. activemq.subscriptionName, prefetch
 
 
 class _Pending:
@@ -271,15 +272,19 @@ class JmsConnection:
             raise JmsError(f"send to {destination} not confirmed: {pending.error}")
 
     def subscribe(self, destination: str, handler: Callable[[JmsMessage], None],
-                  ack: str = "client-individual") -> str:
+                  ack: str = "client-individual", headers: Mapping[str, str] | None = None) -> str:
         """Call `handler` for each message (on the receiver thread); returns the subscription id.
 
         With `client`/`client-individual` the handler must `ack` or `nack` each message. A handler
         that raises is logged and its message nacked, which in ActiveMQ 5 dead-letters it at once.
+        `headers` go on the SUBSCRIBE frame: ActiveMQ reads `activemq.prefetchSize` (messages sent
+        ahead of acks) and, with a `client_id` on the connection, `activemq.subscriptionName`
+        (a durable topic subscription: messages published while we are away wait for us).
         """
         if ack not in _ACK_MODES:
             raise ValueError(f"ack must be one of {_ACK_MODES}, not {ack!r}")
-        sub = _Subscription(f"sub-{next(self._ids)}", stomp_destination(destination), handler, ack)
+        sub = _Subscription(f"sub-{next(self._ids)}", stomp_destination(destination), handler, ack,
+                            dict(headers or {}))
         with self._state_lock:
             self._subscriptions[sub.id] = sub
             conn = self._conn
@@ -292,13 +297,13 @@ class JmsConnection:
     def _subscribe_on(self, conn: Any, sub: _Subscription) -> None:
         """SUBSCRIBE and wait for its receipt, so a topic message sent right after is not missed."""
         if getattr(self._in_handler, "active", False):
-            conn.subscribe(sub.destination, id=sub.id, ack=sub.ack)
+            conn.subscribe(sub.destination, id=sub.id, ack=sub.ack, headers=dict(sub.headers))
             return
         receipt, pending = uuid.uuid4().hex, _Pending()
         with self._state_lock:
             self._pending[receipt] = pending
         try:
-            conn.subscribe(sub.destination, id=sub.id, ack=sub.ack, headers={"receipt": receipt})
+            conn.subscribe(sub.destination, id=sub.id, ack=sub.ack, headers={**sub.headers, "receipt": receipt})
         except (stomp.exception.StompException, OSError) as exc:
             self._forget(receipt)
             raise JmsError(f"subscribe to {jms_destination(sub.destination)} failed: {exc}") from exc

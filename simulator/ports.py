@@ -8,7 +8,8 @@ bottom of the package so that both sides import it and neither imports the other
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -57,4 +58,43 @@ class OutboundSender(Protocol):
 class ControlPort(Protocol):
     async def control(self, body: bytes) -> HttpAnswer:
         """Run one timeline action now (JSON in, JSON out); never raises for bad input."""
+        ...
+
+
+@dataclass(frozen=True)
+class JmsHeaders:
+    """What the head-end wants on a message's JMS envelope (it reads these from the 61968 Header)."""
+
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    properties: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueuedRequest:
+    """One message taken from the request queue, as the head-end sees it (no broker details)."""
+
+    body: bytes
+    destination: str  # where it was consumed from, e.g. queue://hes.requests
+    reply_to: str | None  # JMSReplyTo, as queue://, topic:// or temp-queue://
+    correlation_id: str | None  # JMSCorrelationID
+    message_id: str  # JMSMessageID
+    properties: Mapping[str, str]
+    redelivered: bool = False
+
+
+@dataclass(frozen=True)
+class Disposition:
+    """What to do with a consumed message once the head-end is done with it.
+
+    `dead_letter` None: acknowledge it (its answer, if any, is safe in the outbox). Otherwise the
+    message could not be answered at all and is moved to the dead-letter queue with this reason.
+    """
+
+    dead_letter: str | None = None
+
+
+class MessagePort(Protocol):
+    async def handle_message(self, request: QueuedRequest) -> Disposition:
+        """Serve one queued request; never raises for bad input."""
         ...

@@ -26,6 +26,7 @@ from one place.
 from __future__ import annotations
 
 import re
+from io import BytesIO
 from dataclasses import dataclass
 from typing import Literal
 
@@ -57,6 +58,7 @@ __all__ = [
     "VERBS",
     "ErrorItem",
     "Header",
+    "HeaderPeek",
     "IdRef",
     "InboundMessage",
     "OutHeader",
@@ -68,6 +70,7 @@ __all__ = [
     "build_request",
     "build_response",
     "meter_error",
+    "peek_header",
     "read_request",
     "reading_type_error",
     "reply_for_error",
@@ -348,3 +351,37 @@ def validate_request(root: etree._Element, schema_name: str, max_listed: int = 3
             f"request fails {schema_name} schema validation: " + "; ".join(errors[:max_listed]) + more,
             details="\n".join(errors[:50]),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderPeek:
+    """Routing facts of an outbound message, for transports that carry them beside the body (JMS)."""
+
+    verb: str | None = None
+    noun: str | None = None
+    correlation_id: str | None = None
+    message_id: str | None = None
+
+
+_PEEKED = {f"{{{MSG}}}{name}": name for name in ("Verb", "Noun", "CorrelationID", "MessageID")}
+
+
+def peek_header(body: bytes) -> HeaderPeek:
+    """Verb, Noun, CorrelationID and MessageID of a message we built, reading only up to its Header.
+
+    Parsing stops at the end of the first Header, so a 10 MB MeterReadings costs what its first
+    kilobytes cost. Anything unreadable gives empty fields; the message goes out without them.
+    """
+    found: dict[str, str] = {}
+    context = etree.iterparse(BytesIO(body), events=("end",), resolve_entities=False, no_network=True,
+                              load_dtd=False, huge_tree=False)
+    try:
+        for _, el in context:
+            tag = el.tag
+            if tag in _PEEKED and el.text and el.text.strip():
+                found.setdefault(_PEEKED[tag], el.text.strip())
+            elif isinstance(tag, str) and tag.endswith("}Header"):
+                break
+    except etree.XMLSyntaxError:
+        pass
+    return HeaderPeek(found.get("Verb"), found.get("Noun"), found.get("CorrelationID"), found.get("MessageID"))

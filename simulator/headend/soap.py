@@ -10,58 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 from lxml import etree
 
-from ..cim import codes, ns, schemas, soap
-from ..cim.envelope import Reply, build_fault_message, build_response, read_request
+from ..cim import codes, schemas, soap
+from ..cim.envelope import Reply, build_fault_message
 from ..cim.soap import SoapVersion
 from ..errors import CimError
 from ..ports import HttpAnswer
 from .dispatch import HeadEnd, Outcome
-from .faults import corrupt
+from .service import GENERIC_SERVICE, TYPED_SERVICES, TypedService, answer_body, read_checked
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class TypedService:
-    name: str
-    request_tags: tuple[str, ...]  # the root elements this service accepts
-    request_schema: str      # profiles/xsd file stem that validates the whole request
-    response_ns: str         # namespace of <Noun>ResponseMessage / <Noun>FaultMessage on the wire
-    noun: str
-
-
-TYPED_SERVICES: dict[str, TypedService] = {
-    "GetMeterReadings": TypedService(
-        name="GetMeterReadings",
-        request_tags=(f"{{{ns.GET_METER_READINGS_MSG}}}GetMeterReadings",),
-        request_schema="GetMeterReadingsMessage",
-        response_ns=ns.GET_METER_READINGS_MSG,
-        noun="MeterReadings",
-    ),
-    "ExecuteEndDeviceControls": TypedService(
-        name="ExecuteEndDeviceControls",
-        # The 2017 copies of these wrappers are in use too; we read both and answer in 2011.
-        request_tags=tuple(
-            f"{{http://iec.ch/TC57/{year}/EndDeviceControlsMessage}}{verb}EndDeviceControls"
-            for year in ("2011", "2017") for verb in ("Create", "Cancel")
-        ),
-        request_schema="EndDeviceControlsMessage",
-        response_ns=ns.END_DEVICE_CONTROLS_MSG,
-        noun="EndDeviceControls",
-    ),
-    "GetEndDeviceEvents": TypedService(
-        name="GetEndDeviceEvents",
-        request_tags=(f"{{{ns.GET_END_DEVICE_EVENTS_MSG}}}GetEndDeviceEvents",),
-        request_schema="GetEndDeviceEventsMessage",
-        response_ns=ns.GET_END_DEVICE_EVENTS_MSG,
-        noun="EndDeviceEvents",
-    ),
-}
-GENERIC_SERVICE = "Message"
 
 
 class SoapService:
@@ -104,21 +66,7 @@ class SoapService:
                                version, typed, server=True)
 
     async def _serve(self, typed: TypedService | None, version: SoapVersion, root: etree._Element) -> HttpAnswer:
-        if typed is not None:
-            if root.tag not in typed.request_tags:
-                raise CimError(codes.SCHEMA_INVALID,
-                               f"/{typed.name} takes {' or '.join(typed.request_tags)}, got {root.tag}; "
-                               f"send generic RequestMessages to /{GENERIC_SERVICE}")
-            # A 2017 wrapper is read, but our schemas are the 2011 ones: its payload is still checked.
-            wrapper_ns = etree.QName(root).namespace or ""
-            schema: str | None = typed.request_schema if wrapper_ns.startswith("http://iec.ch/TC57/2011/") else None
-        else:
-            schema = "Message" if etree.QName(root).namespace == ns.MSG else None
-        msg = read_request(root)
-        if self.headend.settings.validate_requests and schema is not None:
-            errors = schemas.validate(root, schema)
-            if errors:
-                raise CimError(codes.SCHEMA_INVALID, "the request is not valid: " + "; ".join(errors[:3]))
+        msg = read_checked(self.headend, typed, root)
         answered: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
 
         def respond(outcome: Outcome) -> None:
@@ -136,16 +84,7 @@ class SoapService:
             return HttpAnswer(500, "text/plain; charset=utf-8", b"Internal Server Error\n")
         if outcome.transport_fault == "connection_reset":
             return HttpAnswer(500, "text/plain; charset=utf-8", b"", reset=True)
-        header = self.headend.reply_header(msg, outcome.noun, outcome.correlation_id)
-        wrapper = (typed.response_ns, f"{typed.noun}ResponseMessage") if typed else None
-        body = build_response(wrapper, header, outcome.reply, outcome.payload)
-        if outcome.corrupt:
-            body = corrupt(body)
-        if self.headend.settings.validate_responses:
-            name = typed.request_schema if typed else "Message"
-            problems = schemas.validate(body, name)
-            if problems:
-                log.error("reply fails %s: %s", name, problems[:3])
+        body = answer_body(self.headend, msg, outcome, typed)
         return HttpAnswer(200, soap.content_type(version), soap.wrap(body, version))
 
     def _fault(

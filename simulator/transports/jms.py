@@ -43,7 +43,7 @@ from typing import Any
 import stomp
 import stomp.exception
 
-from simulator.ports import DeliveryResult
+from simulator.ports import DeliveryResult, JmsHeaders
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,9 @@ _RESERVED_HEADERS = frozenset({
 })
 _PROPERTY_NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*\Z")  # a JMS property name is a Java identifier
 _ACK_MODES = ("auto", "client", "client-individual")
+
+__all__ = ["JmsConnection", "JmsError", "JmsHeaders", "JmsMessage", "JmsSender", "jms_destination",
+           "stomp_destination"]
 
 
 class JmsError(Exception):
@@ -436,15 +439,6 @@ def _send_headers(correlation_id: str | None, reply_to: str | None, properties: 
             raise ValueError(f"{name!r} cannot be a JMS property name")
         headers[name] = str(value)
     return headers
-
-
-@dataclass(frozen=True)
-class JmsHeaders:
-    """What the head-end wants on a message's JMS envelope (it reads these from the 61968 Header)."""
-
-    correlation_id: str | None = None
-    reply_to: str | None = None
-    properties: Mapping[str, str] = field(default_factory=dict)
 
 
 class JmsSender:

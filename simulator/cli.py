@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .mdms import register as register_mdms
 
     register_mdms(sub)
+    from .broker import register as register_broker
+
+    register_broker(sub)
     return parser
 
 

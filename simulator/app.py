@@ -24,6 +24,7 @@ from .drivers import LiveDriver
 from .errors import ScenarioError, SimulatorError
 from .headend.dispatch import HeadEnd, HeadEndSettings
 from .headend.faults import FAULT_KINDS, FaultInjector, FaultRule
+from .headend.jmsservice import JMS_SCHEMES, JmsService, jms_headers
 from .headend.outbound import DurableOutbound, MemoryOutbound, is_positive_ack
 from .headend.outbox import Outbox, OutboxDeliverer, RetryPolicy
 from .headend.push import PushScheduler, PushSpec
@@ -42,9 +43,13 @@ from .model.jobs import JobScheduler
 from .model.readings import Readings
 from .model.relay import RelayConfig, RelayModel
 from .model.supply import SupplyHistory
+from .ports import OutboundSender
 from .scenario import Scenario
 from .signals import wait_for_stop
 from .transports.http import make_app
+from .transports.jms import JmsConnection, JmsError, JmsSender
+from .transports.jms_consumer import JmsConsumer
+from .transports.router import SchemeRouter
 from .transports.soap_client import SoapSender
 
 log = logging.getLogger(__name__)
@@ -171,6 +176,29 @@ def push_specs(scenario: Scenario, fleet: Fleet, source: str) -> list[PushSpec]:
     return specs
 
 
+def jms_destinations(scenario: Scenario, source: str) -> tuple[list[str], list[str]]:
+    """Where unsolicited EndDeviceEvents and MeterReadings go: the destinations, plus the event topics.
+
+    A queue:// or topic:// destination needs a broker, so it is refused unless `jms.enabled`.
+    """
+    d, j = scenario.destinations, scenario.jms
+    if not j.enabled:
+        named = [("destinations.events", a) for a in d.events] + [("destinations.readings", a) for a in d.readings]
+        named.append(("replies.events_address", scenario.replies.events_address or ""))
+        for key, address in named:
+            if address.startswith(JMS_SCHEMES):
+                raise ScenarioError(source, key, f"{address} is a JMS destination: set jms.enabled: true "
+                                    "(and run a broker: hes-sim broker)")
+        return list(d.events), list(d.readings)
+    events, readings = list(d.events), list(d.readings)
+    if j.event_topic:
+        for noun, destinations in (("EndDeviceEvents", events), ("MeterReadings", readings)):
+            topic = j.event_topic.replace("{noun}", noun)
+            if topic not in destinations:
+                destinations.append(topic)
+    return events, readings
+
+
 def outbox_path(scenario: Scenario) -> Path:
     if scenario.outbox.path:
         return Path(scenario.outbox.path)
@@ -237,18 +265,22 @@ class Simulator:
             wall_clock=wall_clock,
         )
         self.soap = SoapService(self.headend, max_request_bytes=h.max_request_bytes)
+        self.jms = JmsService(self.headend, max_request_bytes=h.max_request_bytes)
+        event_destinations, reading_destinations = jms_destinations(scenario, source)
+        if scenario.jms.enabled:
+            self.headend.reply_schemes += ("queue://", "topic://", "temp-queue://", "temp-topic://")
         # Unsolicited traffic: incidents and pushes run as one simpy process per kind from the start.
         d = scenario.destinations
-        self.event_sender = EventSender(self.headend, d.events, d.ack_required)
+        self.event_sender = EventSender(self.headend, event_destinations, d.ack_required)
         self.incidents = IncidentModel(self.env, self.fleet, self.clock, self.supply, self.relay, self.comms,
                                        self.events, incident_config(scenario), on_events=self.event_sender.send)
         self.incidents.start()
-        self.pushes = PushScheduler(self.headend, push_specs(scenario, self.fleet, source), d.readings,
+        self.pushes = PushScheduler(self.headend, push_specs(scenario, self.fleet, source), reading_destinations,
                                     d.ack_required)
         self.pushes.start()
         self.timeline = Timeline(self.headend, outage=self.incidents.outage, storm=self.incidents.storm,
                                  push_now=self.pushes.push_now,
-                                 destination=d.events[0] if d.events else r.events_address)
+                                 destination=event_destinations[0] if event_destinations else r.events_address)
         push_names = {p.name for p in scenario.pushes}
         for n, entry in enumerate(scenario.timeline):
             if entry.group is not None and self.fleet.group_by_name(entry.group) is None:
@@ -287,7 +319,7 @@ async def _step(what: str, action: Callable[[], Awaitable[object] | object]) -> 
 
 @dataclass
 class Delivery:
-    """The way out: a locked SQLite outbox, its deliverer and the SOAP sender."""
+    """The way out: a locked SQLite outbox, its deliverer and the senders (SOAP, and JMS when on)."""
 
     outbox: Outbox
     outbound: DurableOutbound
@@ -295,14 +327,24 @@ class Delivery:
     sender: SoapSender
     lock: IO[bytes]
     flusher: asyncio.Task[None]
+    jms_sender: JmsSender | None = None
 
     async def close(self) -> None:
         self.flusher.cancel()
         await _step("store unsaved messages", self.outbound.flush)
         await _step("stop deliveries", self.deliverer.stop)
         await _step("close the HTTP client", self.sender.close)
+        if self.jms_sender is not None:
+            jms = self.jms_sender
+            await _step("close the JMS sender", jms.close)
+            await _step("close the JMS connection", lambda: asyncio.to_thread(jms.connection.close))
         await _step("close the outbox", self.outbox.close)
         await _step("release the outbox lock", self.lock.close)
+
+
+def jms_connection(sim: Simulator) -> JmsConnection:
+    j = sim.scenario.jms
+    return JmsConnection(j.host, j.port, login=j.login, passcode=j.passcode)
 
 
 async def open_delivery(sim: Simulator) -> Delivery:
@@ -320,12 +362,18 @@ async def open_delivery(sim: Simulator) -> Delivery:
         lock.close()
         raise SimulatorError(f"outbox.path: cannot open {path}: {exc}") from None
     sender = SoapSender(timeout_s=o.timeout_s, ack_check=is_positive_ack)
-    deliverer = OutboxDeliverer(outbox, sender, concurrency=o.concurrency)
+    jms_sender = None
+    routes: list[tuple[tuple[str, ...], OutboundSender]] = [(("http://", "https://"), sender)]
+    if sim.scenario.jms.enabled:
+        # Connects on the first send; a broker that is down only delays delivery (the outbox retries).
+        jms_sender = JmsSender(jms_connection(sim), jms_headers, persistent=sim.scenario.jms.persistent)
+        routes.append((JMS_SCHEMES, jms_sender))
+    deliverer = OutboxDeliverer(outbox, SchemeRouter(routes), concurrency=o.concurrency)
     deliverer.start()
     outbound = DurableOutbound(outbox, deliverer.wake)
     sim.headend.outbound = outbound
     flusher = asyncio.get_running_loop().create_task(_flush_forever(outbound), name="hes-sim outbox flush")
-    return Delivery(outbox, outbound, deliverer, sender, lock, flusher)
+    return Delivery(outbox, outbound, deliverer, sender, lock, flusher, jms_sender)
 
 
 @dataclass
@@ -335,6 +383,7 @@ class Served:
     driver: LiveDriver
     delivery: Delivery
     base_url: str
+    consumer: JmsConsumer | None = None
 
     @property
     def outbox(self) -> Outbox:
@@ -351,7 +400,13 @@ class Served:
         answer (unreached meters: 4.1) and async results go to the outbox before the server and
         the deliverer stop. Each step runs even if an earlier one failed.
         """
+        consumer = self.consumer
+        if consumer is not None:
+            await _step("stop taking JMS requests", consumer.stop_taking)
         await _step("cancel running jobs", self._cancel_jobs)
+        if consumer is not None:
+            await _step("finish JMS requests in hand", consumer.stop)
+            await _step("close the JMS request connection", lambda: asyncio.to_thread(consumer.connection.close))
         await _step("stop the HTTP server", self.runner.cleanup)
         await _step("stop the sim clock", self.driver.stop)
         await self.delivery.close()
@@ -391,6 +446,7 @@ async def start_server(sim: Simulator, host: str, port: int) -> Served:
     sim.headend.live = True
     longest_fault = max(getattr(sim.scenario.replies.faults, k).delay_s for k in ("late", "no_reply"))
     sim.soap.max_wait_s = (sim.scenario.headend.sync_timeout_s + longest_fault) / speed + 30.0
+    sim.jms.max_wait_s = sim.soap.max_wait_s
     runner = web.AppRunner(make_app(sim.soap, ControlApi(sim.timeline, driver.catch_up)), access_log=None,
                            handle_signals=False)
     await runner.setup()
@@ -398,9 +454,18 @@ async def start_server(sim: Simulator, host: str, port: int) -> Served:
     served = Served(sim=sim, runner=runner, driver=driver, delivery=delivery, base_url="")
     try:
         await site.start()
+        j = sim.scenario.jms
+        if j.enabled:
+            served.consumer = JmsConsumer(jms_connection(sim), j.request_queue, sim.jms,
+                                          j.dead_letter_queue, prefetch=j.prefetch)
+            await served.consumer.start()
     except OSError as exc:
         await served.close()
         raise SimulatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    except JmsError as exc:
+        await served.close()
+        raise SimulatorError(f"jms: cannot take requests from {sim.scenario.jms.request_queue}: {exc} "
+                             "(is a broker running? hes-sim broker starts one)") from None
     except BaseException:
         await served.close()
         raise
@@ -419,6 +484,13 @@ async def serve_forever(sim: Simulator, host: str, port: int, announce: Callable
     announce(f"outbox {served.outbox.path}: {pending} message{'s' if pending != 1 else ''} to deliver")
     for name in sim.soap.service_names():
         announce(f"  POST {served.base_url}/{name}    WSDL {served.base_url}/{name}?wsdl")
+    j = sim.scenario.jms
+    if j.enabled:
+        announce(f"JMS: requests from {j.request_queue} on {j.host}:{j.port} (STOMP); "
+                 f"unanswerable ones to {j.dead_letter_queue}")
+        topics = [t for t in (*sim.event_sender.destinations, *sim.pushes.destinations) if t.startswith(JMS_SCHEMES)]
+        if topics:
+            announce(f"  unsolicited messages to {', '.join(topics)}")
     announce(f"listening on {served.base_url} (Ctrl-C stops)")
     try:
         await wait_for_stop()

@@ -26,8 +26,8 @@ from one place.
 from __future__ import annotations
 
 import re
-from io import BytesIO
 from dataclasses import dataclass
+from io import BytesIO
 from typing import Literal
 
 from lxml import etree

@@ -119,6 +119,8 @@ class HeadEnd:
         self.demand = demand
         self.ping_control_type = normalise_control_type(ping_control_type) or ping_control_type
         self.events_address = events_address
+        # Where async results may go: the outbox has a sender for each of these (JMS adds its own).
+        self.reply_schemes: tuple[str, ...] = ("http://", "https://")
         self.run_id = run_id
         self.controls = ControlDesk(self)
         self.wall_clock = wall_clock
@@ -238,11 +240,9 @@ class HeadEnd:
 
     def _start_async(self, msg: InboundMessage, plan: ReadPlan, key: int, faults: ActiveFaults,
                      ack: tuple[ErrorItem, ...], respond: Respond) -> None:
-        address = (msg.header.reply_address or "").strip()
-        if not address.startswith(("http://", "https://")):
-            raise CimError(codes.MANDATORY_FIELD_MISSING,
-                           "AsyncReplyFlag is true, so Header/ReplyAddress must be the http(s) URL "
-                           f"where results are sent (got {address!r})")
+        address = self._reply_address(msg)
+        if address is None:
+            raise self._no_reply_address(msg)
         if self.outbound.backlog() >= self.settings.max_outbox_backlog:
             raise CimError(codes.BUSY, f"{self.outbound.backlog()} messages wait for delivery "
                            f"(setting headend.max_outbox_backlog); try again later")
@@ -272,14 +272,22 @@ class HeadEnd:
 
     # -- ping ------------------------------------------------------------------------------
     def _destination(self, msg: InboundMessage) -> str | None:
-        address = (msg.header.reply_address or "").strip()
-        if address.startswith(("http://", "https://")):
+        address = self._reply_address(msg)
+        if address is not None:
             return address
         if msg.header.async_reply_flag:
-            raise CimError(codes.MANDATORY_FIELD_MISSING,
-                           "AsyncReplyFlag is true, so Header/ReplyAddress must be the http(s) URL "
-                           f"where results are sent (got {address!r})")
+            raise self._no_reply_address(msg)
         return self.events_address
+
+    def _reply_address(self, msg: InboundMessage) -> str | None:
+        address = (msg.header.reply_address or "").strip()
+        return address if address.startswith(self.reply_schemes) else None
+
+    def _no_reply_address(self, msg: InboundMessage) -> CimError:
+        kinds = "an http(s) URL" + (", queue:// or topic://" if "queue://" in self.reply_schemes else "")
+        return CimError(codes.MANDATORY_FIELD_MISSING,
+                        f"AsyncReplyFlag is true, so Header/ReplyAddress must say where results are sent: "
+                        f"{kinds} (got {(msg.header.reply_address or '').strip()!r})")
 
     def _ping(self, msg: InboundMessage, idx: np.ndarray, item_errors: list[ErrorItem], key: int,
               sync: Respond | None, noun: str, correlation: str | None = None) -> None:

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MeterClassName = Literal["residential", "commercial", "prosumer"]
+_DESTINATION = r"^(https?://|queue://|topic://)\S+$"  # where messages may be sent
 
 
 class _Section(BaseModel):
@@ -184,7 +185,7 @@ class RepliesSection(_Section):
     )
     ack_required: bool = Field(False, description="set AckRequired on async results; no ack = failed delivery")
     events_address: str | None = Field(
-        None, pattern=r"^https?://", description="where EndDeviceEvents go when a request names no ReplyAddress"
+        None, pattern=_DESTINATION, description="where EndDeviceEvents go when a request names no ReplyAddress"
     )
     faults: ReplyFaultsSection = Field(default_factory=ReplyFaultsSection)
 
@@ -206,17 +207,37 @@ class RelaySection(_Section):
 
 
 class DestinationsSection(_Section):
-    readings: list[str] = Field(default_factory=list, description="SOAP URLs that receive scheduled MeterReadings")
-    events: list[str] = Field(default_factory=list, description="SOAP URLs that receive unsolicited EndDeviceEvents")
+    readings: list[str] = Field(
+        default_factory=list, description="where scheduled MeterReadings go: SOAP URLs, queue:// or topic://")
+    events: list[str] = Field(
+        default_factory=list, description="where unsolicited EndDeviceEvents go: SOAP URLs, queue:// or topic://")
     ack_required: bool = Field(False, description="ask these destinations to acknowledge")
 
     @field_validator("readings", "events")
     @classmethod
     def _urls(cls, v: list[str]) -> list[str]:
         for url in v:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{url!r} is not an http(s) URL")
+            if not url.startswith(("http://", "https://", "queue://", "topic://")) or len(url.split("://", 1)[1]) == 0:
+                raise ValueError(f"{url!r} is not an http(s) URL, queue://NAME or topic://NAME")
         return v
+
+
+class JmsSection(_Section):
+    enabled: bool = Field(False, description="connect to a JMS broker (ActiveMQ, over STOMP)")
+    host: str = Field("127.0.0.1", description="broker host")
+    port: int = Field(61613, ge=1, le=65535, description="broker STOMP port")
+    login: str | None = Field(None, description="broker user, if it asks for one")
+    passcode: str | None = Field(None, description="broker password")
+    request_queue: str = Field(
+        "queue://hes.requests", pattern=r"^queue://\S+$", description="the queue the head-end takes requests from")
+    dead_letter_queue: str = Field(
+        "queue://DLQ.hes.requests", pattern=r"^queue://\S+$",
+        description="requests that cannot be answered (no reply-to) go here, with the reason")
+    event_topic: str = Field(
+        "topic://hes.events.{noun}", pattern=r"^((queue|topic)://\S+)?$",
+        description="unsolicited EndDeviceEvents and MeterReadings also go here ({noun} is replaced); '' for none")
+    prefetch: int = Field(100, ge=1, le=100_000, description="requests taken from the queue before any is answered")
+    persistent: bool = Field(True, description="send persistent messages (they survive a broker restart)")
 
 
 class PushSection(_Section):
@@ -329,5 +350,6 @@ class Scenario(_Section):
     incidents: IncidentsSection = Field(default_factory=IncidentsSection)
     timeline: list[TimelineEntry] = Field(default_factory=list)
     outbox: OutboxSection = Field(default_factory=OutboxSection)  # type: ignore[arg-type]
+    jms: JmsSection = Field(default_factory=JmsSection)  # type: ignore[arg-type]
     server: ServerSection = Field(default_factory=ServerSection)  # type: ignore[arg-type]
 

@@ -156,7 +156,7 @@ def _validation_errors(root: etree._Element) -> list[str] | None:
     return schemas.validate(root, stem)
 
 
-def _answer_wrapper(root_tag: str | None, noun: str | None, kind: str) -> tuple[str | None, str]:
+def answer_wrapper(root_tag: str | None, noun: str | None, kind: str) -> tuple[str | None, str]:
     """(typed root Clark name or None for generic, noun) of our answer of `kind` (Response/Fault)."""
     ns = etree.QName(root_tag).namespace if root_tag else None
     match = _TYPED_NS.match(ns or "")
@@ -191,7 +191,42 @@ class MdmsReceiver:
         raw = derive_bytes(self.options.seed, "mdms-misbehave", n, size=16)
         return int.from_bytes(raw[:8], "big") / 2.0**64, int.from_bytes(raw[8:], "big") / 2.0**64
 
-    def _record(self, entry: dict[str, Any]) -> None:
+    def begin(self, transport: str, body: bytes) -> dict[str, Any]:
+        """Count one arrival and start its journal entry; every transport's entries share these keys."""
+        self.received += 1
+        return {
+            "received_at": format_datetime_ms(self._wall_clock()), "transport": transport,
+            "path": None, "soap_action": None,
+            "root": None, "verb": None, "noun": None, "message_id": None, "correlation_id": None,
+            "message_index": None, "ack_required": False, "result": None, "error_codes": [], "meters": [],
+            "readings": 0, "events": 0, "event_types": {}, "valid": False, "validation_errors": [],
+            "bytes": len(body), "answered": "",
+        }  # fmt: skip
+
+    def examine(self, entry: dict[str, Any], body: bytes, content_type: str | None
+                ) -> tuple[soap.SoapVersion, CimError | None]:
+        """Read and check one message into `entry`: (SOAP version found, why it must be refused or None).
+
+        The version is None for a bare message; an unreadable body gives the Content-Type's version.
+        """
+        version: soap.SoapVersion = soap.version_of_content_type(content_type)
+        try:
+            version, root = soap.unwrap(body, content_type, MAX_REQUEST_BYTES)
+        except CimError as exc:
+            entry["validation_errors"] = [exc.reason]
+            return version, exc
+        entry.update(_summary(root))
+        errors = _validation_errors(root) if self.options.validate else None
+        entry["valid"] = None if errors is None else not errors
+        if not errors:
+            return version, None
+        entry["validation_errors"] = errors[:3]
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        return version, CimError(codes.SCHEMA_INVALID, "message fails schema validation: "
+                                 + "; ".join(errors[:3]) + more, details="\n".join(errors[:50]))
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Journal one entry: in memory, then one flushed JSON line (callers may ack only after this)."""
         if self.options.memory_journal:
             self.journal.append(entry)
         if self._journal_file is not None:
@@ -200,8 +235,9 @@ class MdmsReceiver:
         if self.on_message is not None:
             self.on_message(entry)
 
-    def _acknowledge(self, entry: dict[str, Any], version: soap.SoapVersion) -> HttpAnswer:
-        wrapper, noun = _answer_wrapper(entry["root"], entry["noun"], "Response")
+    def acknowledge(self, entry: dict[str, Any], version: soap.SoapVersion) -> HttpAnswer:
+        """The `<Noun>ResponseMessage` for an accepted message (0.3 when it asked for an acknowledgement)."""
+        wrapper, noun = answer_wrapper(entry["root"], entry["noun"], "Response")
         errors: tuple[ErrorItem, ...] = ()
         if entry["ack_required"]:
             errors = (status_item(codes.ACKNOWLEDGED),)
@@ -216,51 +252,31 @@ class MdmsReceiver:
         body = build_response(wrapper, header, Reply(codes.RESULT_OK, errors))
         return HttpAnswer(200, soap.content_type(version), soap.wrap(body, version))
 
-    def _fault(self, entry: dict[str, Any], version: soap.SoapVersion, error: CimError) -> HttpAnswer:
-        wrapper, _ = _answer_wrapper(entry["root"], entry["noun"], "Fault")
+    def fault(self, entry: dict[str, Any], version: soap.SoapVersion, error: CimError) -> HttpAnswer:
+        """The `<Noun>FaultMessage` (in a SOAP Fault unless `version` is None) refusing a message."""
+        wrapper, _ = answer_wrapper(entry["root"], entry["noun"], "Fault")
         status = 500 if version is None else soap.fault_http_status(error, version)
         return HttpAnswer(status, soap.content_type(version), soap.fault(error, version, wrapper))
 
     async def handle(self, path: str, soap_action: str | None, content_type: str, body: bytes) -> HttpAnswer | None:
         """Journal one message and answer it; None means: close the connection without answering."""
         n = self.received
-        self.received += 1
-        entry: dict[str, Any] = {
-            "received_at": format_datetime_ms(self._wall_clock()),
-            "path": path,
-            "soap_action": (soap_action or "").strip().strip('"') or None,
-            "root": None, "verb": None, "noun": None, "message_id": None, "correlation_id": None,
-            "message_index": None, "ack_required": False, "result": None, "error_codes": [], "meters": [],
-            "readings": 0, "valid": False, "validation_errors": [], "bytes": len(body), "answered": "",
-        }  # fmt: skip
-        version: soap.SoapVersion = soap.version_of_content_type(content_type)
-        invalid: CimError | None = None
-        try:
-            version, root = soap.unwrap(body, content_type, MAX_REQUEST_BYTES)
-        except CimError as exc:
-            invalid = exc
-            entry["validation_errors"] = [exc.reason]
-        else:
-            entry.update(_summary(root))
-            errors = _validation_errors(root) if self.options.validate else None
-            entry["valid"] = None if errors is None else not errors
-            if errors:
-                entry["validation_errors"] = errors[:3]
-                more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-                invalid = CimError(codes.SCHEMA_INVALID, "message fails schema validation: "
-                                   + "; ".join(errors[:3]) + more, details="\n".join(errors[:50]))
+        entry = self.begin("soap", body)
+        entry["path"] = path
+        entry["soap_action"] = (soap_action or "").strip().strip('"') or None
+        version, invalid = self.examine(entry, body, content_type)
         drop_u, fail_u = self._draws(n)
         answer: HttpAnswer | None
         if drop_u < self.options.drop_rate:
             entry["answered"], answer = "dropped", None
         elif fail_u < self.options.fail_rate:
             busy = CimError(codes.BUSY, "simulated MDMS failure (fail rate)")  # a Server fault: HTTP 500
-            entry["answered"], answer = "failed", self._fault(entry, version, busy)
+            entry["answered"], answer = "failed", self.fault(entry, version, busy)
         elif invalid is not None:
-            entry["answered"], answer = "fault", self._fault(entry, version, invalid)
+            entry["answered"], answer = "fault", self.fault(entry, version, invalid)
         else:
-            entry["answered"], answer = "ok", self._acknowledge(entry, version)
-        self._record(entry)
+            entry["answered"], answer = "ok", self.acknowledge(entry, version)
+        self.record(entry)
         if self.options.delay_s > 0:
             await asyncio.sleep(self.options.delay_s)
         return answer
@@ -322,12 +338,17 @@ class Receiver:
         self.receiver.close()
 
 
+def open_receiver(**options: Any) -> MdmsReceiver:
+    """An MdmsReceiver from MdmsOptions keywords; a journal that cannot be opened is a SimulatorError."""
+    try:
+        return MdmsReceiver(MdmsOptions(**options))
+    except OSError as exc:
+        raise SimulatorError(f"--journal {options.get('journal_path')}: {exc.strerror or exc}") from None
+
+
 async def start_receiver(host: str = "127.0.0.1", port: int = 0, **options: Any) -> Receiver:
     """Serve a receiver on host:port (0: a free port) with MdmsOptions given as keywords."""
-    try:
-        receiver = MdmsReceiver(MdmsOptions(**options))
-    except OSError as exc:  # the journal file cannot be opened
-        raise SimulatorError(f"--journal {options.get('journal_path')}: {exc.strerror or exc}") from None
+    receiver = open_receiver(**options)
     runner = web.AppRunner(make_app(receiver), handle_signals=False, access_log=None)
     await runner.setup()
     try:
@@ -375,14 +396,18 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8081, help="TCP port (default 8081; 0 picks a free one)")
     p.add_argument("--journal", metavar="FILE", help="append one JSON line per message received to FILE")
-    p.add_argument("--delay", type=_seconds, default=0.0, metavar="S", help="wait S seconds before answering")
+    p.add_argument("--delay", type=_seconds, default=0.0, metavar="S",
+                   help="wait S seconds before answering (JMS: and acknowledging)")
     p.add_argument("--fail-rate", type=_rate, default=0.0, metavar="P",
-                   help="answer HTTP 500 to this share of messages (0..1, seeded)")
+                   help="HTTP only: answer HTTP 500 to this share of messages (0..1, seeded)")
     p.add_argument("--drop-rate", type=_rate, default=0.0, metavar="P",
-                   help="close the connection without answering for this share of messages (0..1, seeded)")
+                   help="HTTP only: close the connection without answering for this share of messages (0..1, seeded)")
     p.add_argument("--seed", type=int, default=0, help="seed deciding which messages fail or are dropped")
     p.add_argument("--no-validate", action="store_true", help="accept messages without checking the profiles")
     p.add_argument("-v", "--verbose", action="store_true", help="print one line per message received")
+    from simulator.mdms_jms import add_arguments as add_jms_arguments
+
+    add_jms_arguments(p)
     p.set_defaults(func=run_mdms)
     return p
 
@@ -391,33 +416,54 @@ def _describe(entry: dict[str, Any]) -> str:
     part = f" part {entry['message_index']}" if entry["message_index"] else ""
     what = " ".join(x for x in (entry["verb"], entry["noun"]) if x) or entry["root"] or "unreadable"
     valid = {True: "valid", False: "INVALID", None: "not validated"}[entry["valid"]]
-    return (f"{entry['received_at']} {what} correlation={entry['correlation_id']}{part} "
+    via = f" from {entry['destination']}" if entry.get("destination") else ""
+    return (f"{entry['received_at']} {what}{via} correlation={entry['correlation_id']}{part} "
             f"meters={len(entry['meters'])} readings={entry['readings']} {valid} -> {entry['answered']}")
 
 
 async def _serve(args: argparse.Namespace, announce: Callable[[str], None]) -> MdmsReceiver:
-    running = await start_receiver(
-        args.host, args.port, delay_s=args.delay, fail_rate=args.fail_rate, drop_rate=args.drop_rate,
-        seed=args.seed, validate=not args.no_validate, journal_path=args.journal, memory_journal=False,
-    )
-    if args.verbose:
-        running.receiver.on_message = lambda entry: announce(_describe(entry))
-    announce(f"MDMS receiver: journal {args.journal or '(none)'}, validation {'off' if args.no_validate else 'on'}, "
-             f"delay {args.delay:g} s, fail rate {args.fail_rate:g}, drop rate {args.drop_rate:g}, seed {args.seed}")
-    announce(f"listening on {running.base_url} (Ctrl-C stops)")
+    from simulator import mdms_jms  # only JMS users pay for stomp.py
+
+    options: dict[str, Any] = dict(delay_s=args.delay, seed=args.seed, validate=not args.no_validate,
+                                   journal_path=args.journal, memory_journal=False)
+    http = None if args.no_http else await start_receiver(
+        args.host, args.port, fail_rate=args.fail_rate, drop_rate=args.drop_rate, **options)
+    receiver = open_receiver(**options) if http is None else http.receiver
+    listener = None
     try:
+        if args.verbose:
+            receiver.on_message = lambda entry: announce(_describe(entry))
+        if args.jms:
+            listener = await mdms_jms.listen_from_arguments(receiver, args)
+        validation = "off" if args.no_validate else "on"
+        announce(f"MDMS receiver: journal {args.journal or '(none)'}, validation {validation}, delay {args.delay:g} s, "
+                 f"fail rate {args.fail_rate:g}, drop rate {args.drop_rate:g}, seed {args.seed}")
+        if listener is not None:
+            jms_line = f"jms://{listener.address} as {listener.client_id}: {', '.join(listener.destinations)}"
+            announce(f"listening on {jms_line} (Ctrl-C stops)" if http is None else f"consuming {jms_line}")
+        if http is not None:
+            announce(f"listening on {http.base_url} (Ctrl-C stops)")
         await wait_for_stop()
     finally:
-        await running.close()
-    return running.receiver
+        if listener is not None:
+            await listener.close()
+        if http is not None:
+            await http.close()
+        receiver.close()
+    return receiver
 
 
 def run_mdms(args: argparse.Namespace) -> int:
     """The `hes-sim mdms` command: serve until SIGINT or SIGTERM."""
+    from simulator import mdms_jms
 
     def announce(line: str) -> None:
         print(line, flush=True)
 
+    problem = mdms_jms.check_arguments(args)
+    if problem is not None:
+        print(f"hes-sim: error: {problem}", file=sys.stderr)
+        return 2
     try:
         receiver = asyncio.run(_serve(args, announce))
     except KeyboardInterrupt:

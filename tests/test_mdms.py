@@ -97,7 +97,7 @@ async def test_the_journal_says_what_arrived() -> None:
     await deliver(receiver, message)
     (entry,) = receiver.journal
     assert entry == entry | {
-        "path": "/ReplyMeterReadings", "soap_action": ACTION, "root": CREATED, "verb": "created",
+        "transport": "soap", "path": "/ReplyMeterReadings", "soap_action": ACTION, "root": CREATED, "verb": "created",
         "noun": "MeterReadings", "message_id": "msg-1", "correlation_id": "corr-1", "message_index": "1/3",
         "result": None, "error_codes": [], "meters": ["m-1", "m-2", "m-3"], "readings": 3 * (4 + 1),
         "valid": True, "validation_errors": [], "bytes": len(soap.wrap(message, "1.1")), "answered": "ok",

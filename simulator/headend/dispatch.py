@@ -139,13 +139,7 @@ class HeadEnd:
     # -- routing -------------------------------------------------------------------------
     def submit(self, msg: InboundMessage, respond: Respond) -> None:
         """Serve one request; raises CimError for requests that cannot be served at all."""
-        verb, noun = msg.header.verb, msg.header.noun
-        route = self._routes.get((verb, noun))
-        if route is None:
-            served = ", ".join(f"{v} {n}" for v, n in self._routes)
-            if noun not in KNOWN_NOUNS:
-                raise CimError(codes.INVALID_NOUN, f"noun {noun!r} is not served here; served: {served}")
-            raise CimError(codes.INVALID_VERB, f"verb {verb!r} is not served for {noun}; served: {served}")
+        route = self.route_of(msg)
         if self.before_request is not None:
             self.before_request()
         route(msg, respond)
@@ -153,6 +147,17 @@ class HeadEnd:
             # Run what the request made due right now (instant comms, immediate answers) instead of
             # leaving it for the live driver's next tick.
             self.before_request()
+
+    def route_of(self, msg: InboundMessage) -> Callable[[InboundMessage, Respond], None]:
+        """The route serving this verb and noun; raises CimError 2.5 (noun) or 2.9 (verb) when none does."""
+        verb, noun = msg.header.verb, msg.header.noun
+        route = self._routes.get((verb, noun))
+        if route is None:
+            served = ", ".join(f"{v} {n}" for v, n in self._routes)
+            if noun not in KNOWN_NOUNS:
+                raise CimError(codes.INVALID_NOUN, f"noun {noun!r} is not served here; served: {served}")
+            raise CimError(codes.INVALID_VERB, f"verb {verb!r} is not served for {noun}; served: {served}")
+        return route
 
     def run_until(self, done: Callable[[], bool]) -> None:
         """Drive the environment ourselves until `done()`: for use without a live driver."""

@@ -74,6 +74,7 @@ class JmsService:
             root = parse_xml(request.body, self.max_request_bytes)
             typed = typed_service_of(root)
             msg = _addressed(read_checked(self.headend, typed, root), request)
+            self.headend.route_of(msg)  # a verb or noun we do not serve is refused before anything runs
         except CimError as err:
             return self._refuse(request, root, typed, err)
         destination = _jms_destination(request.reply_to) or _jms_destination(msg.header.reply_address)

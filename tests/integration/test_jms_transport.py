@@ -1,7 +1,8 @@
 """The JMS transport against a real ActiveMQ broker (skipped without the `activemq` package, failed under CI).
 
-One broker serves the whole module (about a second to start); tests that restart it leave it
-running, and every test uses destinations of its own, so order does not matter.
+Tests that only send and receive use the session's shared broker (`shared_broker`: CI's, or one
+started for the session); the tests that stop or restart a broker share one of this module's
+own, which they leave running. Every test uses destinations of its own, so order does not matter.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 import stomp
 
 from simulator.transports.jms import JmsConnection, JmsHeaders, JmsMessage, JmsSender
-from tests.integration.broker import Broker, running_broker
+from tests.integration.broker import Broker, BrokerAddress, running_broker
 
 pytestmark = pytest.mark.integration
 
@@ -25,17 +26,17 @@ ENVELOPE = '<?xml version="1.0" encoding="UTF-8"?><RequestMessage>Zürich</Reque
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """This module's own broker, for the tests that stop or restart it."""
     with running_broker(tmp_path_factory.mktemp("activemq")) as b:
         yield b
 
 
-@pytest.fixture
-def connect(broker: Broker) -> Iterator[Callable[..., JmsConnection]]:
+def _connections(host: str, port: int) -> Iterator[Callable[..., JmsConnection]]:
     """Connections made in a test, closed after it; quick reconnects so restarts stay short."""
     made: list[JmsConnection] = []
 
     def make(client_id: str | None = None) -> JmsConnection:
-        conn = JmsConnection("127.0.0.1", broker.stomp_port, client_id, connect_timeout_s=3.0,
+        conn = JmsConnection(host, port, client_id, connect_timeout_s=3.0,
                              receipt_timeout_s=5.0, reconnect_initial_s=0.1, reconnect_max_s=0.5)
         made.append(conn)
         return conn
@@ -43,6 +44,18 @@ def connect(broker: Broker) -> Iterator[Callable[..., JmsConnection]]:
     yield make
     for conn in made:
         conn.close()
+
+
+@pytest.fixture
+def connect(shared_broker: BrokerAddress) -> Iterator[Callable[..., JmsConnection]]:
+    """Connections to the shared broker."""
+    yield from _connections(shared_broker.host, shared_broker.stomp_port)
+
+
+@pytest.fixture
+def connect_own(broker: Broker) -> Iterator[Callable[..., JmsConnection]]:
+    """Connections to this module's own broker, which the test may stop and restart."""
+    yield from _connections(broker.connect_host, broker.stomp_port)
 
 
 def name(kind: str) -> str:
@@ -79,7 +92,7 @@ def test_a_queue_message_keeps_body_correlation_reply_to_and_properties(connect)
     assert not msg.redelivered
 
 
-def test_bodies_reach_java_consumers_as_text_messages(broker: Broker, connect) -> None:
+def test_bodies_reach_java_consumers_as_text_messages(shared_broker: BrokerAddress, connect) -> None:
     """ActiveMQ writes `content-length` on a MESSAGE frame only for a BytesMessage; a TextMessage
     comes without it. A raw subscriber sees the frames; the contrast case (a client that adds the
     header, stomp.py's default) proves the check tells the two apart."""
@@ -90,7 +103,7 @@ def test_bodies_reach_java_consumers_as_text_messages(broker: Broker, connect) -
         def on_message(self, frame: stomp.utils.Frame) -> None:
             frames.put(dict(frame.headers))
 
-    raw = stomp.Connection12([("127.0.0.1", broker.stomp_port)], auto_decode=False)
+    raw = stomp.Connection12([(shared_broker.host, shared_broker.stomp_port)], auto_decode=False)
     raw.set_listener("raw", Raw())
     raw.connect(wait=True)
     try:
@@ -162,13 +175,13 @@ def test_an_unacked_message_is_redelivered_to_the_next_consumer(connect) -> None
     assert (msg.correlation_id, msg.redelivered) == ("again", True)
 
 
-async def test_sender_reports_a_stopped_broker_and_delivers_after_restart(broker: Broker, connect) -> None:
+async def test_sender_reports_a_stopped_broker_and_delivers_after_restart(broker: Broker, connect_own) -> None:
     destination = name("queue")
-    consumer = connect()
+    consumer = connect_own()
     inbox, handler = collector(consumer)
     consumer.subscribe(destination, handler)
     headers = JmsHeaders(correlation_id="c-7", reply_to="queue://mdms.replies", properties={"Verb": "created"})
-    sender = JmsSender(connect(), headers_for=lambda body, action: headers)
+    sender = JmsSender(connect_own(), headers_for=lambda body, action: headers)
     try:
         assert (await sender.send(destination, "", ENVELOPE, True)).ok
 
@@ -200,15 +213,15 @@ async def test_sender_never_raises_on_bad_input(connect) -> None:
 
 
 def test_a_persistent_message_survives_a_broker_restart_and_a_non_persistent_one_does_not(
-        broker: Broker, connect) -> None:
+        broker: Broker, connect_own) -> None:
     destination = name("queue")
-    producer = connect()
+    producer = connect_own()
     producer.send(destination, b"<kept/>", correlation_id="kept", properties={"Noun": "MeterReadings"})
     producer.send(destination, b"<lost/>", correlation_id="lost", persistent=False)
 
     broker.restart()
 
-    consumer = connect()
+    consumer = connect_own()
     inbox, handler = collector(consumer)
     consumer.subscribe(destination, handler)
     msg = inbox.get(timeout=WAIT_S)

@@ -99,11 +99,16 @@ class Client:
         return [await self.get(destination, timeout) for _ in range(n)]
 
     async def nothing_on(self, destination: str, wait_s: float = 1.0) -> bool:
-        try:
-            await asyncio.to_thread(self.inboxes[destination].get, timeout=wait_s)
-        except queue.Empty:
-            return True
-        return False
+        """True when nothing new arrives within `wait_s` (anything that does stays in the inbox)."""
+        before = self.inboxes[destination].qsize()
+        await asyncio.sleep(wait_s)
+        return self.inboxes[destination].qsize() == before
+
+    def drain(self, destination: str) -> list[JmsMessage]:
+        inbox, out = self.inboxes[destination], []
+        while not inbox.empty():
+            out.append(inbox.get_nowait())
+        return out
 
     def close(self) -> None:
         self.conn.close()
@@ -111,8 +116,9 @@ class Client:
 
 @asynccontextmanager
 async def jms_simulator(tmp_path: Path, port: int, names: Names, *overrides: str,
-                        scenario_text: str = SCENARIO) -> AsyncIterator[Served]:
+                        scenario_text: str = SCENARIO, run_id: str | None = None) -> AsyncIterator[Served]:
     """A started simulator taking requests from `names.requests`; closed on exit."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / f"{names.prefix}.yaml"
     path.write_text(scenario_text)
     scenario = load_scenario(path, [
@@ -120,7 +126,7 @@ async def jms_simulator(tmp_path: Path, port: int, names: Names, *overrides: str
         f"jms.dead_letter_queue={names.dead_letters}",
         f"jms.event_topic={names.topic('events')}.{{noun}}",
         f"outbox.path={tmp_path / (names.prefix + '.sqlite3')}", *overrides])
-    sim = Simulator(scenario, source=str(path))
+    sim = Simulator(scenario, source=str(path), run_id=run_id)
     served = await start_server(sim, "127.0.0.1", 0)
     try:
         yield served

@@ -448,9 +448,9 @@ async def start_server(sim: Simulator, host: str, port: int) -> Served:
     sim.soap.max_wait_s = (sim.scenario.headend.sync_timeout_s + longest_fault) / speed + 30.0
     sim.jms.max_wait_s = sim.soap.max_wait_s
     runner = web.AppRunner(make_app(sim.soap, ControlApi(sim.timeline, driver.catch_up)), access_log=None,
-                           handle_signals=False)
+                           handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, shutdown_timeout=5.0)
+    site = web.TCPSite(runner, host, port)
     served = Served(sim=sim, runner=runner, driver=driver, delivery=delivery, base_url="")
     try:
         await site.start()

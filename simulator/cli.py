@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import sys
 from pathlib import Path
 
@@ -164,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # stomp.py warns on every failed connect attempt, which floods the terminal while a broker is
+    # down; the outbox and the JMS connection say themselves what they are waiting for.
+    logging.getLogger("stomp.py").setLevel(logging.ERROR)
     try:
         return int(args.func(args))
     except ScenarioError as exc:

@@ -393,6 +393,7 @@ class JmsConnection:
             start = bool(self._subscriptions) and not self._reconnecting and not self._closed.is_set()
             self._reconnecting = self._reconnecting or start
         if start:
+            log.warning("JMS connection to %s:%s lost; reconnecting", self.host, self.port)
             threading.Thread(target=self._reconnect_loop, name="jms-reconnect", daemon=True).start()
 
     def _reconnect_loop(self) -> None:
@@ -459,6 +460,7 @@ class JmsSender:
         self.headers_for = headers_for
         self.persistent = persistent
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jms-send")
+        self._failing = False  # say once that the broker is unreachable, and once that it is back
 
     async def send(self, destination: str, soap_action: str, body: bytes, ack_required: bool) -> DeliveryResult:
         try:
@@ -471,10 +473,18 @@ class JmsSender:
                 destination, body, headers.correlation_id, headers.reply_to, headers.properties, self.persistent))
         except asyncio.CancelledError:
             raise
-        except (JmsError, ValueError) as exc:
+        except JmsError as exc:
+            if not self._failing:
+                self._failing = True
+                log.warning("JMS: cannot send to %s (%s); messages wait in the outbox", destination, exc)
+            return DeliveryResult(False, None, str(exc), None)
+        except ValueError as exc:
             return DeliveryResult(False, None, str(exc), None)
         except Exception as exc:  # never raise into the outbox: it retries what is not ok
             return DeliveryResult(False, None, f"{exc.__class__.__name__}: {exc}", None)
+        if self._failing:
+            self._failing = False
+            log.warning("JMS: sending again (broker %s:%s)", self.connection.host, self.connection.port)
         return DeliveryResult(True, None, None, None)
 
     def close(self) -> None:

@@ -43,6 +43,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         extra.append(f"server.port={args.port}")
     if args.speed is not None:
         extra.append(f"clock.speed={args.speed}")
+    if args.jms is not None:
+        host, _, port = args.jms.rpartition(":")
+        if not host or not port.isdigit():
+            raise SimulatorError(f"--jms {args.jms}: give the broker STOMP address as HOST:PORT, e.g. 127.0.0.1:61613")
+        extra += ["jms.enabled=true", f"jms.host={host.strip('[]')}", f"jms.port={port}"]
     scenario = _load(args, extra)
     sim = Simulator(scenario, source=args.scenario)
     if args.fast or args.until is not None:
@@ -127,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="address to bind (default: the scenario's server.host, 127.0.0.1)")
     run.add_argument("--port", type=int, help="TCP port (default: the scenario's server.port, 8080)")
     run.add_argument("--speed", type=float, help="sim seconds per wall second (default: the scenario's clock.speed)")
+    run.add_argument("--jms", metavar="HOST:PORT",
+                     help="also serve JMS through this ActiveMQ STOMP address (sets jms.enabled, jms.host, jms.port)")
     run.add_argument("--fast", action="store_true",
                      help="no server: run the scenario as fast as possible to --until, deliver, print a summary")
     run.add_argument("--until", metavar="T", help="with --fast: sim time to run, e.g. 3600, 90m, 6h, 1d")

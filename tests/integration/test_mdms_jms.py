@@ -27,7 +27,7 @@ from simulator.mdms import start_receiver
 from simulator.mdms_jms import JmsReceiver, start_jms_receiver
 from simulator.transports.jms import JmsConnection, JmsMessage
 from simulator.transports.soap_client import SoapSender
-from tests.integration.broker import running_broker
+from tests.integration.broker import BrokerAddress, running_broker
 from tests.integration.server import read_journal, running, wait_for
 from tests.test_mdms import payload
 from tests.test_mdms_jms import EVENTS_ACTION, TRANSPORT_FIELDS, end_device_events
@@ -54,7 +54,7 @@ def response_message(correlation: str = "job-9") -> bytes:
 
 
 @pytest.fixture
-def client(shared_broker: Any) -> Iterator[Callable[..., JmsConnection]]:
+def client(shared_broker: BrokerAddress) -> Iterator[Callable[..., JmsConnection]]:
     """JMS connections of the test (a producer, a reply consumer), closed after it."""
     made: list[JmsConnection] = []
 
@@ -97,7 +97,7 @@ def inbox_of(conn: JmsConnection, destination: str) -> queue.Queue[JmsMessage]:
 
 
 async def test_events_on_a_topic_and_a_reply_on_a_queue_are_journaled_like_soap(
-        shared_broker: Any, client: Callable[..., JmsConnection], tmp_path: Path) -> None:
+        shared_broker: BrokerAddress, client: Callable[..., JmsConnection], tmp_path: Path) -> None:
     topic, replies = unique("topic", "hes.events.EndDeviceEvents"), unique("queue", "mdms.replies")
     journal = tmp_path / "journal.jsonl"
     events, response = end_device_events("evt-1", ack=None), response_message("job-9")
@@ -134,7 +134,7 @@ async def test_events_on_a_topic_and_a_reply_on_a_queue_are_journaled_like_soap(
 
 
 async def test_ack_required_is_answered_at_the_reply_to_with_the_correlation_id(
-        shared_broker: Any, client: Callable[..., JmsConnection]) -> None:
+        shared_broker: BrokerAddress, client: Callable[..., JmsConnection]) -> None:
     topic, acks = unique("topic", "hes.events.EndDeviceEvents"), unique("queue", "hes.acks")
     waiter = client()
     answers = inbox_of(waiter, acks)
@@ -158,7 +158,7 @@ async def test_ack_required_is_answered_at_the_reply_to_with_the_correlation_id(
 
 
 async def test_a_bad_body_is_journaled_and_acknowledged_and_the_listener_goes_on(
-        shared_broker: Any, client: Callable[..., JmsConnection]) -> None:
+        shared_broker: BrokerAddress, client: Callable[..., JmsConnection]) -> None:
     requests = unique("queue", "mdms.in")
     producer = client()
     async with receiving(shared_broker.host, shared_broker.stomp_port, [requests]) as receiver:
@@ -176,7 +176,7 @@ async def test_a_bad_body_is_journaled_and_acknowledged_and_the_listener_goes_on
 
 
 async def test_a_durable_topic_keeps_what_is_published_while_the_receiver_is_away(
-        shared_broker: Any, client: Callable[..., JmsConnection]) -> None:
+        shared_broker: BrokerAddress, client: Callable[..., JmsConnection]) -> None:
     topic, client_id = unique("topic", "hes.events.EndDeviceEvents"), f"mdms-durable-{uuid.uuid4().hex[:8]}"
     host, port = shared_broker.host, shared_broker.stomp_port
     async with receiving(host, port, [topic], client_id=client_id) as first:
@@ -222,8 +222,8 @@ async def test_after_a_broker_restart_the_receiver_is_back_with_what_was_publish
     assert all(e["valid"] for e in receiver.journal)
 
 
-def test_the_command_journals_jms_alone_and_beside_http(shared_broker: Any, client: Callable[..., JmsConnection],
-                                                       tmp_path: Path) -> None:
+def test_the_command_journals_jms_alone_and_beside_http(
+        shared_broker: BrokerAddress, client: Callable[..., JmsConnection], tmp_path: Path) -> None:
     address = f"{shared_broker.host}:{shared_broker.stomp_port}"
     topic, requests = unique("topic", "hes.events.EndDeviceEvents"), unique("queue", "mdms.in")
     client_id = f"mdms-cli-{uuid.uuid4().hex[:8]}"

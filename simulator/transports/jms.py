@@ -1,5 +1,10 @@
 """JMS through ActiveMQ, spoken over STOMP 1.2: bytes and JMS headers in, bytes and JMS headers out.
 
+Why STOMP and stomp.py: ActiveMQ 5.17 as Debian ships it speaks OpenWire and STOMP but has no
+AMQP 1.0 connector, so python-qpid-proton would need a different broker; OpenWire has no
+maintained Python client. stomp.py is pure Python (no C build), maintained, and maps STOMP
+frames onto JMS headers the way ActiveMQ documents it, so Java JMS clients read what we send.
+
 This module knows brokers, not 61968: it never parses a body. The head-end decides which
 correlation id, reply-to and properties a message carries (see `JmsHeaders`) and passes them in.
 

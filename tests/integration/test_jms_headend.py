@@ -7,7 +7,6 @@ bare 61968 message, JMSCorrelationID, Verb/Noun properties) and validated agains
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,18 +16,6 @@ from tests.headend.requests import control, controls_request, generic_get, get_e
 from .jms_harness import DAY, REG, Client, Names, jms_simulator, problems, seen
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def broker_port(shared_broker) -> int:
-    return int(shared_broker.stomp_port)
-
-
-@pytest.fixture
-def client(broker_port: int) -> Iterator[Client]:
-    c = Client(broker_port)
-    yield c
-    c.close()
 
 
 def feeder(served, name: str = "FEEDER-01") -> list[str]:

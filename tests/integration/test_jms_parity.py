@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -53,18 +53,6 @@ def without_header(body: bytes) -> bytes:
         if etree.QName(child).localname == "Header":
             root.remove(child)
     return etree.tostring(root, method="c14n", exclusive=True)  # no namespaces inherited from a SOAP envelope
-
-
-@pytest.fixture
-def broker_port(shared_broker) -> int:
-    return int(shared_broker.stomp_port)
-
-
-@pytest.fixture
-def client(broker_port: int) -> Iterator[Client]:
-    c = Client(broker_port)
-    yield c
-    c.close()
 
 
 @asynccontextmanager

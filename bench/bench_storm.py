@@ -19,12 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import re
-import resource
-import selectors
 import shutil
 import signal
 import statistics
@@ -32,102 +28,30 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from _common import (
+    REPO,
+    Children,
+    children_cpu,
+    cpu_seconds,
+    describe_code,
+    hes_sim,
+    parse_run_summary,
+    shown,
+    sigterm_exits,
+    wait_for_line,
+)
+
 SCENARIO = "scenarios/outage-storm.yaml"
 EVENTS_PATH = "/SendEndDeviceEvents"
 SOAP_ACTION = '"http://iec.ch/TC57/2011/EndDeviceEvents/CreatedEndDeviceEvents"'
 # About the size of the receiver's acknowledgement, so both servers answer alike.
 RAW_REPLY = b"<ok/>" + b" " * 600
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-_RAN = re.compile(r"^ran (\S+) sim seconds in (\S+) s$")
-_EVENTS = re.compile(r"^\s*events: (.*)$")
-_MESSAGES = re.compile(
-    r"^\s*messages: (\d+) sent, (\d+) delivered, (\d+) retries, (\d+) failed, (\d+) undelivered$")
-
-
-# ------------------------------------------------------------------------------- subprocesses
-
-
-class Children:
-    """Every subprocess this run started, so that any way out of it (error, Ctrl-C, SIGTERM) stops them."""
-
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, args: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(list(args), **kwargs)
-        self.procs.append(proc)
-        return proc
-
-    def stop(self, proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> int:
-        """SIGINT (the CLI's clean stop), then SIGKILL after `grace_s`; returns the exit status."""
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=grace_s)
-        if proc in self.procs:
-            self.procs.remove(proc)
-        return proc.returncode
-
-    def stop_all(self) -> None:
-        for proc in list(self.procs):
-            self.stop(proc, grace_s=5.0)
-
-
-def wait_for_line(proc: subprocess.Popen[bytes], prefix: str, timeout_s: float) -> str:
-    """The first stdout line starting with `prefix`; a raw read, so no buffered line is missed."""
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    deadline = time.monotonic() + timeout_s
-    buffer = b""
-    with selectors.DefaultSelector() as sel:
-        sel.register(fd, selectors.EVENT_READ)
-        while (left := deadline - time.monotonic()) > 0:
-            if not sel.select(left):
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            buffer += chunk
-            for line in buffer.decode("utf-8", "replace").splitlines():
-                if line.startswith(prefix):
-                    return line
-    raise RuntimeError(f"{proc.args!r} did not print {prefix!r} within {timeout_s:g} s; it printed: {buffer!r}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a running process, from /proc (0 where /proc is missing)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def hes_sim() -> list[str]:
-    """The installed `hes-sim` beside this Python, else the module (same code either way)."""
-    script = Path(sys.executable).with_name("hes-sim")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "simulator.cli"]
-
-
-def shown(args: Sequence[str]) -> str:
-    return " ".join(a if re.fullmatch(r"[\w@%+=:,./-]+", a) else f"'{a}'" for a in args)
 
 
 # ------------------------------------------------------------------------------- the storm
@@ -173,15 +97,10 @@ class StormRun:
 
 
 def parse_summary(run: StormRun, text: str) -> None:
-    for line in text.splitlines():
-        if m := _RAN.match(line):
-            run.fast_run_s = float(m.group(2))
-        elif m := _EVENTS.match(line):
-            for part in m.group(1).split(", "):
-                kind, _, count = part.rpartition(" x")
-                run.summary_events[kind] = int(count)
-        elif m := _MESSAGES.match(line):
-            run.sent, run.delivered, run.retries, run.failed, run.undelivered = map(int, m.groups())
+    summary = parse_run_summary(text)
+    run.fast_run_s, run.summary_events = summary.fast_run_s, summary.events
+    run.sent, run.delivered, run.retries = summary.sent, summary.delivered, summary.retries
+    run.failed, run.undelivered = summary.failed, summary.undelivered
 
 
 def read_journal(run: StormRun, path: Path) -> None:
@@ -366,17 +285,6 @@ def outbox_concurrency(overrides: Sequence[str] = ()) -> int:
     return int(load_scenario(REPO / SCENARIO, list(overrides)).outbox.concurrency)
 
 
-def describe_code() -> str:
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no",
-                                "simulator"], capture_output=True, text=True, timeout=10, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return f"{REPO} (not a git checkout)"
-    return f"{REPO} at {head}" + (" with uncommitted changes under simulator/" if dirty.strip() else "")
-
-
 def report(run: StormRun, raw: RawRun | None) -> None:
     label = "validation on" if run.validate else "validation off (--no-validate)"
     size = statistics.median(run.sizes) if run.sizes else 0
@@ -428,16 +336,6 @@ def report_raw(raw: RawRun, concurrency: int) -> None:
           f"raw HTTP messages per second: {raw.per_second:,.1f}  ({raw.requests} requests, {raw.errors} errors)")
     print(f"  {raw.per_second * raw.body_bytes / 1e6:,.0f} MB/s; CPU: server {raw.server_cpu_s:.2f} s, "
           f"client {raw.client_cpu_s:.2f} s over ~{raw.seconds:g} s + warm-up")
-
-
-@contextlib.contextmanager
-def sigterm_exits() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so the `finally` that stops the children runs."""
-    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,8 @@ class DeliveryResult:
     status: int | None  # HTTP status, None when no answer came
     error: str | None  # why it is not ok (None when ok)
     body: bytes | None  # the answer's body, when there was one
+    # Retrying cannot help (e.g. the requester's temporary reply queue is gone): give up at once.
+    permanent: bool = False
 
 
 class OutboundSender(Protocol):

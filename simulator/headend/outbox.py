@@ -246,8 +246,9 @@ class Outbox:
         with self._transaction():
             self._finish(msg_id, _DELIVERED, None)
 
-    def failed(self, msg_id: int, error: str) -> None:
-        """One attempt failed: schedule the next after the backoff, or mark the message dead."""
+    def failed(self, msg_id: int, error: str, permanent: bool = False) -> None:
+        """One attempt failed: schedule the next after the backoff, or mark the message dead
+        (after `max_attempts`, or at once when `permanent`: no retry can succeed)."""
         with self._transaction():
             row = self._db.execute(
                 "SELECT attempts FROM outbox WHERE id = ? AND state = 'pending'", (msg_id,)
@@ -255,7 +256,7 @@ class Outbox:
             if row is None:
                 return
             failures = int(row[0]) + 1
-            if self.retry.max_attempts and failures >= self.retry.max_attempts:
+            if permanent or (self.retry.max_attempts and failures >= self.retry.max_attempts):
                 self._finish(msg_id, _DEAD, error)
                 log.warning("outbox: message %d is dead after %d attempts: %s", msg_id, failures, error)
                 return
@@ -409,7 +410,7 @@ class OutboxDeliverer:
                 if result.ok:
                     self.outbox.delivered(msg.id)
                 else:
-                    self.outbox.failed(msg.id, result.error or f"HTTP {result.status}")
+                    self.outbox.failed(msg.id, result.error or f"HTTP {result.status}", result.permanent)
             except sqlite3.Error:
                 # Still pending in the file, so it is sent again later: at-least-once holds.
                 log.exception("outbox: cannot record the outcome of message %d", msg.id)

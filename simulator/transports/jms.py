@@ -75,7 +75,14 @@ __all__ = ["JmsConnection", "JmsError", "JmsHeaders", "JmsMessage", "JmsSender",
 
 
 class JmsError(Exception):
-    """The broker could not be reached or did not confirm a frame; the message may be retried."""
+    """The broker could not be reached or did not confirm a frame; the message may be retried.
+
+    `refused`: the broker answered the frame with an ERROR (it is up, and said no).
+    """
+
+    def __init__(self, message: str, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 def stomp_destination(destination: str) -> str:
@@ -277,7 +284,8 @@ class JmsConnection:
             self._abandon()  # a half-open socket never answers: start over on the next send
             raise JmsError(f"no receipt from the broker within {self.receipt_timeout_s:g} s for {destination}")
         if pending.error is not None:
-            raise JmsError(f"send to {destination} not confirmed: {pending.error}")
+            raise JmsError(f"send to {destination} not confirmed: {pending.error}",
+                           refused=pending.error.startswith("broker error"))
 
     def subscribe(self, destination: str, handler: Callable[[JmsMessage], None],
                   ack: str = "client-individual", headers: Mapping[str, str] | None = None) -> str:
@@ -479,6 +487,10 @@ class JmsSender:
         except asyncio.CancelledError:
             raise
         except JmsError as exc:
+            if exc.refused and destination.startswith(("temp-queue://", "temp-topic://")):
+                # A requester's temporary destination dies with its connection; it never comes back.
+                return DeliveryResult(False, None, f"{exc} (the requester's temporary destination is gone)",
+                                      None, permanent=True)
             if not self._failing:
                 self._failing = True
                 log.warning("JMS: cannot send to %s (%s); messages wait in the outbox", destination, exc)

@@ -132,6 +132,15 @@ def test_a_message_is_dead_after_max_attempts_and_releases_its_correlation(db: P
     assert box.stats()["dead"] == 1
 
 
+def test_a_permanent_failure_is_dead_at_once_even_without_max_attempts(db: Path, clock: FakeClock) -> None:
+    box = Outbox(db, RetryPolicy(initial_s=1, max_attempts=0), clock=clock)
+    p1 = box.put("temp-queue://ID:gone", ACTION, b"<p1/>", "job")
+    p2 = box.put(URL, ACTION, b"<p2/>", "job")
+    box.failed(p1, "temporary queue gone", permanent=True)
+    assert ids(box.due()) == [p2]  # the correlation is released, nothing waits for a retry
+    assert box.stats()["dead"] == 1 and box.last_error(p1) == "temporary queue gone"
+
+
 def test_stats_count_queued_delivered_retried_dead(db: Path, clock: FakeClock) -> None:
     box = Outbox(db, RetryPolicy(initial_s=0, max_attempts=2), clock=clock)
     a, b, c, _d = box.put_many([(URL, ACTION, b"<m/>", f"c{i}") for i in range(4)])

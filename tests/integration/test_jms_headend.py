@@ -7,9 +7,11 @@ bare 61968 message, JMSCorrelationID, Verb/Noun properties) and validated agains
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
+import stomp
 
 from tests.headend.requests import control, controls_request, generic_get, get_events, get_profile, typed_get
 
@@ -180,3 +182,23 @@ async def test_unsolicited_events_and_readings_go_to_a_topic_per_noun(
     assert sorted(m for m, _ in ev.events) == sorted(meters)
     assert (rd.verb, rd.noun) == ("created", "MeterReadings") and sorted(rd.meters) == sorted(meters)
     assert reading_msg.properties["Noun"] == "MeterReadings"
+
+
+async def test_an_answer_to_a_temporary_queue_that_is_gone_is_dead_at_once_not_retried(
+        tmp_path: Path, broker_port: int) -> None:
+    names = Names()
+    requester = stomp.Connection12([("127.0.0.1", broker_port)], auto_content_length=False)
+    requester.connect(wait=True)
+    requester.subscribe("/temp-queue/answers", id="t")
+    body = typed_get(get_profile(groups=["FEEDER-01"], reading_types=[REG], period=DAY), correlation_id="c-t")
+    async with jms_simulator(tmp_path, broker_port, names, "clock.speed=1") as served:
+        requester.send(names.requests.replace("queue://", "/queue/"), body,
+                       headers={"reply-to": "/temp-queue/answers"})
+        requester.disconnect()  # gone before the meters answer (1 s away): its temporary queue dies with it
+        outbox = served.delivery.outbox
+        for _ in range(200):
+            if outbox.stats()["dead"] == 1:
+                break
+            await asyncio.sleep(0.05)
+        stats = outbox.stats()
+    assert stats["dead"] == 1 and stats["queued"] == 0 and stats["retried"] == 0

@@ -34,6 +34,7 @@ handler's own thread), so a send made from a handler is transmitted without wait
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import itertools
 import logging
@@ -128,12 +129,22 @@ class _Subscription:
     headers: Mapping[str, str] = field(default_factory=dict)  # e.g. activemq.subscriptionName, prefetch
 
 
-class _Pending:
-    """One RECEIPT being waited for."""
+class Receipt:
+    """One RECEIPT being waited for: by a thread (`done`) or by the event loop (`future`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, receipt_id: str, destination: str) -> None:
+        self.id = receipt_id
+        self.destination = destination
         self.done = threading.Event()
         self.error: str | None = None
+        self.future: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def finish(self, error: str | None) -> None:
+        """Called on stomp.py's thread when the RECEIPT (or an ERROR, or the end) comes."""
+        self.error = error
+        self.done.set()
+        with contextlib.suppress(concurrent.futures.InvalidStateError):  # the waiter gave up meanwhile
+            self.future.set_result(None)
 
 
 class _Listener(stomp.ConnectionListener):
@@ -196,7 +207,7 @@ class JmsConnection:
         self._listener: _Listener | None = None
         self._generation = 0
         self._subscriptions: dict[str, _Subscription] = {}
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, Receipt] = {}
         self._closed = threading.Event()
         self._reconnecting = False
         self._ids = itertools.count(1)
@@ -259,33 +270,51 @@ class JmsConnection:
     def send(self, destination: str, body: bytes, correlation_id: str | None = None, reply_to: str | None = None,
              properties: Mapping[str, str] | None = None, persistent: bool = True) -> None:
         """Hand one message to the broker and wait for its receipt; raises JmsError or ValueError."""
+        receipt = self.transmit(destination, body, correlation_id, reply_to, properties, persistent)
+        if receipt is None:
+            return
+        if not receipt.done.wait(self.receipt_timeout_s):
+            raise self.expire(receipt)
+        self.check(receipt)
+
+    def transmit(self, destination: str, body: bytes, correlation_id: str | None = None,
+                 reply_to: str | None = None, properties: Mapping[str, str] | None = None,
+                 persistent: bool = True) -> Receipt | None:
+        """Write one SEND frame and return its receipt to wait for (None inside a handler).
+
+        Several frames may await their receipts at once; `check` a finished receipt, `expire`
+        one that took longer than `receipt_timeout_s`. Raises JmsError or ValueError.
+        """
         headers = _send_headers(correlation_id, reply_to, properties or {}, persistent)
         if b"\x00" in body:
             raise ValueError("a TextMessage body cannot contain NUL bytes")
         frame_destination = stomp_destination(destination)
         self.connect()
         confirm = not getattr(self._in_handler, "active", False)
-        receipt = uuid.uuid4().hex
-        pending = _Pending()
+        receipt = Receipt(uuid.uuid4().hex, destination)
         if confirm:
-            headers["receipt"] = receipt
+            headers["receipt"] = receipt.id
             with self._state_lock:
-                self._pending[receipt] = pending
+                self._pending[receipt.id] = receipt
         try:
             self._conn.send(frame_destination, body, headers=headers)
         except (stomp.exception.StompException, OSError, AttributeError) as exc:
-            self._forget(receipt)
+            self._forget(receipt.id)
             self._abandon()
             raise JmsError(f"send to {destination} failed: {exc.__class__.__name__}: {exc}") from exc
-        if not confirm:
-            return
-        if not pending.done.wait(self.receipt_timeout_s):
-            self._forget(receipt)
-            self._abandon()  # a half-open socket never answers: start over on the next send
-            raise JmsError(f"no receipt from the broker within {self.receipt_timeout_s:g} s for {destination}")
-        if pending.error is not None:
-            raise JmsError(f"send to {destination} not confirmed: {pending.error}",
-                           refused=pending.error.startswith("broker error"))
+        return receipt if confirm else None
+
+    def check(self, receipt: Receipt) -> None:
+        """Raise JmsError unless the broker confirmed this (finished) receipt."""
+        if receipt.error is not None:
+            raise JmsError(f"send to {receipt.destination} not confirmed: {receipt.error}",
+                           refused=receipt.error.startswith("broker error"))
+
+    def expire(self, receipt: Receipt) -> JmsError:
+        """Give up on a receipt: a half-open socket never answers, so start over on the next send."""
+        self._forget(receipt.id)
+        self._abandon()
+        return JmsError(f"no receipt from the broker within {self.receipt_timeout_s:g} s for {receipt.destination}")
 
     def subscribe(self, destination: str, handler: Callable[[JmsMessage], None],
                   ack: str = "client-individual", headers: Mapping[str, str] | None = None) -> str:
@@ -315,7 +344,8 @@ class JmsConnection:
         if getattr(self._in_handler, "active", False):
             conn.subscribe(sub.destination, id=sub.id, ack=sub.ack, headers=dict(sub.headers))
             return
-        receipt, pending = uuid.uuid4().hex, _Pending()
+        pending = Receipt(uuid.uuid4().hex, jms_destination(sub.destination))
+        receipt = pending.id
         with self._state_lock:
             self._pending[receipt] = pending
         try:
@@ -384,7 +414,7 @@ class JmsConnection:
         with self._state_lock:
             pending = self._pending.pop(receipt or "", None)
         if pending is not None:
-            pending.done.set()
+            pending.finish(None)
 
     def _fail_pending(self, receipt: str | None, error: str) -> None:
         """Fail one receipt, or all of them when `receipt` is None (the connection is gone)."""
@@ -395,8 +425,7 @@ class JmsConnection:
                 one = self._pending.pop(receipt, None)
                 failed = [one] if one is not None else []
         for pending in failed:
-            pending.error = error
-            pending.done.set()
+            pending.finish(error)
 
     def _lost(self, generation: int) -> None:
         if generation != self._generation:
@@ -458,9 +487,12 @@ def _send_headers(correlation_id: str | None, reply_to: str | None, properties: 
 class JmsSender:
     """`OutboundSender` over JMS: ok means the broker confirmed it holds the message.
 
-    stomp.py has no asyncio API, so each send runs in a one-thread executor of this sender: the
-    loop never blocks, sends leave in order, and a down broker (a connect bounded by the
-    connection's timeouts) holds up only this sender. `soap_action` is unused (no SOAP on JMS);
+    stomp.py has no asyncio API, so each frame is written by a one-thread executor of this
+    sender: the loop never blocks, frames leave in order, and a down broker (a connect bounded by
+    the connection's timeouts) holds up only this sender. The receipts are awaited on the loop,
+    not on that thread, so the outbox's concurrent sends share the connection with several frames
+    in flight (a thread waiting for each receipt made the broker's round trip the limit of a storm;
+    bench/RESULTS.md). `soap_action` is unused (no SOAP on JMS);
     `ack_required` is met by the broker's receipt, since a 61968 acknowledgement, if the receiver
     sends one, arrives later as a message of its own. `headers_for(body, soap_action)` is injected
     by the head-end so this module never reads a 61968 document. A cancelled send may still reach
@@ -481,9 +513,16 @@ class JmsSender:
         except Exception as exc:
             return DeliveryResult(False, None, f"cannot derive JMS headers: {exc.__class__.__name__}: {exc}", None)
         loop = asyncio.get_running_loop()
+        conn = self.connection
         try:
-            await loop.run_in_executor(self._executor, lambda: self.connection.send(
+            receipt = await loop.run_in_executor(self._executor, lambda: conn.transmit(
                 destination, body, headers.correlation_id, headers.reply_to, headers.properties, self.persistent))
+            if receipt is not None:
+                try:
+                    await asyncio.wait_for(asyncio.wrap_future(receipt.future), conn.receipt_timeout_s)
+                except TimeoutError:
+                    raise conn.expire(receipt) from None
+                conn.check(receipt)
         except asyncio.CancelledError:
             raise
         except JmsError as exc:

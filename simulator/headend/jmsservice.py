@@ -93,7 +93,8 @@ class JmsService:
                 err = CimError(codes.ATTEMPTED_AND_FAILED, "internal error (simulated by replies.faults.http_500)")
                 self._answer_error(destination, msg.header.noun, msg, typed, err)
                 return
-            self._put(destination, answer_body(self.headend, msg, outcome, typed))
+            correlation = outcome.correlation_id or msg.header.correlation_id or msg.header.message_id or ""
+            self._put(destination, answer_body(self.headend, msg, outcome, typed), correlation)
 
         try:
             self.headend.submit(msg, respond)
@@ -125,17 +126,18 @@ class JmsService:
                        or (_lenient(root, "MessageID") if root is not None else None) or request.message_id)
         header = self.headend.header(None, "reply", noun, correlation_id=correlation)
         wrapper = (typed.response_ns, f"{typed.noun}ResponseMessage") if typed else None
-        self._put(destination, build_response(wrapper, header, Reply.failed(err)))
+        self._put(destination, build_response(wrapper, header, Reply.failed(err)), correlation)
         return Disposition()
 
     def _answer_error(self, destination: str, noun: str, msg: InboundMessage, typed: TypedService | None,
                       err: CimError) -> None:
         header = self.headend.reply_header(msg, noun)
         wrapper = (typed.response_ns, f"{typed.noun}ResponseMessage") if typed else None
-        self._put(destination, build_response(wrapper, header, Reply.failed(err)))
+        self._put(destination, build_response(wrapper, header, Reply.failed(err)), header.correlation_id or "")
 
-    def _put(self, destination: str, body: bytes) -> None:
-        correlation = peek_header(body).correlation_id or self.headend.uid("jms-answer", id(body))
+    def _put(self, destination: str, body: bytes, correlation: str) -> None:
+        """Into the outbox, ordered with the request's other messages by `correlation`."""
+        correlation = peek_header(body).correlation_id or correlation  # a corrupted answer may have none
         self.headend.outbound.put_parts([OutboundPart(destination, "", body, correlation, False)])
 
 

@@ -222,6 +222,8 @@ class JmsConnection:
         """Open the connection if it is not open (bounded by `connect_timeout_s`); raises JmsError."""
         if self._closed.is_set():
             raise JmsError("connection closed")
+        if self.is_connected:
+            return  # without the lock: a handler sending while a reconnect re-subscribes must not wait
         with self._connect_lock:
             if self.is_connected:
                 return
@@ -247,10 +249,20 @@ class JmsConnection:
             why = listener.error or f"no CONNECTED within {self.connect_timeout_s:g} s"
             raise JmsError(f"STOMP at {self.host}:{self.port} refused the connection: {why}")
         with self._state_lock:
-            self._conn, self._listener = conn, listener
+            closed = self._closed.is_set()  # close() sets it before taking this lock: no connection outlives it
+            if not closed:
+                self._conn, self._listener = conn, listener
             subscriptions = list(self._subscriptions.values())
-        for sub in subscriptions:
-            self._subscribe_on(conn, sub)
+        if closed:
+            _drop(conn)
+            raise JmsError("connection closed")
+        try:
+            for sub in subscriptions:
+                self._subscribe_on(conn, sub)
+        except JmsError:
+            # Half subscribed is worse than not connected: nobody would ever re-subscribe the rest.
+            self._abandon()
+            raise
 
     def close(self) -> None:
         """Stop reconnecting and leave politely (DISCONNECT, then the socket closes within a second)."""
@@ -452,6 +464,11 @@ class JmsConnection:
         finally:
             with self._state_lock:
                 self._reconnecting = False
+
+    def drop(self) -> None:
+        """Close the socket now; with subscriptions the connection comes back by itself, and the
+        broker redelivers every message we had not acknowledged."""
+        self._abandon()
 
     def _forget(self, receipt: str) -> None:
         with self._state_lock:

@@ -19,6 +19,7 @@ body and carry string properties `DeadLetterReason`, `OriginalDestination`, `Ori
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -40,6 +41,7 @@ class JmsConsumer:
         self.consumed = 0
         self.dead_lettered = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False  # set at shutdown: new arrivals are left unacked for the next run
         self._subscription: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         # Acks and dead letters wait for the socket or a receipt: off the loop, in order.
@@ -55,11 +57,14 @@ class JmsConsumer:
     def _on_message(self, msg: JmsMessage) -> None:
         """On stomp.py's thread: hand over and return at once."""
         loop = self._loop
-        if loop is None or loop.is_closed():
-            return  # not acked: the broker redelivers it to the next consumer
-        loop.call_soon_threadsafe(self._spawn, msg)
+        if loop is None or self._closing:
+            return  # not acked: the broker redelivers it once this connection closes
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: the same
+            loop.call_soon_threadsafe(self._spawn, msg)
 
     def _spawn(self, msg: JmsMessage) -> None:
+        if self._closing:
+            return
         task = asyncio.get_running_loop().create_task(self._serve(msg), name=f"jms {msg.message_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -81,8 +86,10 @@ class JmsConsumer:
             try:
                 await loop.run_in_executor(self._executor, self._dead_letter, msg, disposition.dead_letter)
             except (JmsError, ValueError) as exc:
-                log.error("JMS message %s not moved to %s (%s); left unacknowledged for redelivery",
+                # ActiveMQ redelivers an unacknowledged message only when its connection ends.
+                log.error("JMS message %s not moved to %s (%s); reconnecting so that it is redelivered",
                           msg.message_id, self.dead_letter_queue, exc)
+                self.connection.drop()
                 return
             self.dead_lettered += 1
             log.warning("JMS message %s moved to %s: %s", msg.message_id, self.dead_letter_queue,
@@ -101,19 +108,16 @@ class JmsConsumer:
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    async def stop_taking(self) -> None:
-        """Unsubscribe: the broker keeps further messages on the queue (and redelivers unacked ones)."""
-        if self._subscription is not None:
-            subscription, self._subscription = self._subscription, None
-            try:
-                await asyncio.get_running_loop().run_in_executor(
-                    self._executor, self.connection.unsubscribe, subscription)
-            except Exception as exc:  # a broker that is gone has unsubscribed us anyway
-                log.debug("unsubscribe failed: %s", exc)
+    def stop_taking(self) -> None:
+        """Serve nothing new; what arrives from now on stays unacknowledged and goes back to the
+        queue when the connection closes. No UNSUBSCRIBE: ActiveMQ ignores acks for a
+        subscription that is gone, so the requests still in hand would be served twice."""
+        self._closing = True
 
     async def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop taking messages, give those in hand `timeout_s` to finish, cancel the rest (redelivered later)."""
-        await self.stop_taking()
+        """Stop taking messages, give those in hand `timeout_s` to finish (and be acknowledged),
+        cancel the rest (redelivered later). The caller closes the connection after this."""
+        self.stop_taking()
         if self._tasks:
             _, pending = await asyncio.wait(list(self._tasks), timeout=timeout_s)
             for task in pending:

@@ -202,3 +202,27 @@ async def test_an_answer_to_a_temporary_queue_that_is_gone_is_dead_at_once_not_r
             await asyncio.sleep(0.05)
         stats = outbox.stats()
     assert stats["dead"] == 1 and stats["queued"] == 0 and stats["retried"] == 0
+
+
+async def test_a_request_in_hand_at_shutdown_is_answered_once_and_not_served_again(
+        tmp_path: Path, broker_port: int, client: Client) -> None:
+    names = Names()
+    replies = names.queue("replies")
+    client.listen(replies)
+    body = typed_get(get_profile(groups=["FEEDER-01"], reading_types=[REG], period=DAY), correlation_id="c-stop")
+    async with jms_simulator(tmp_path, broker_port, names, "clock.speed=0.5") as served:
+        await client.send(names.requests, body.encode(), reply_to=replies)
+        for _ in range(100):  # taken from the queue; its meters answer only 2 s from now
+            if served.consumer is not None and served.consumer.consumed:
+                break
+            await asyncio.sleep(0.02)
+        assert served.consumer is not None and served.consumer.consumed == 1
+    # The same outbox and queue again: an answer not yet delivered is delivered now, the request is
+    # not taken again (it was acknowledged with its answer when the first run stopped).
+    async with jms_simulator(tmp_path, broker_port, names):
+        first = seen((await client.get(replies)).body)
+        while not await client.nothing_on(replies, 2.0):
+            pass
+        more = [seen(m.body) for m in client.drain(replies)]
+    assert first.correlation_id == "c-stop" and first.root == "MeterReadingsResponseMessage"
+    assert more == []  # served once: no second answer from a second run

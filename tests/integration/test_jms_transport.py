@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import stomp
 
-from simulator.transports.jms import JmsConnection, JmsHeaders, JmsMessage, JmsSender
+from simulator.transports.jms import JmsConnection, JmsError, JmsHeaders, JmsMessage, JmsSender
 from tests.integration.broker import Broker, BrokerAddress, running_broker
 
 pytestmark = pytest.mark.integration
@@ -252,3 +252,22 @@ def test_handlers_run_off_the_caller_thread_and_a_reply_from_a_handler_arrives(c
     answer = inbox.get(timeout=WAIT_S)
     assert (answer.body, answer.correlation_id) == (b"<answer/>", "q-1")
     assert threads and threads[0] != caller
+
+
+def test_a_resubscribe_that_fails_after_a_reconnect_is_retried_until_it_holds(connect, monkeypatch) -> None:
+    conn, sender = connect(), connect()
+    inbox, handler = collector(conn)
+    destination = name("queue")
+    conn.subscribe(destination, handler)
+    original, failures = conn._subscribe_on, [JmsError("SUBSCRIBE not confirmed (simulated)")]
+
+    def flaky(stomp_conn: object, sub: object) -> None:
+        if failures:
+            raise failures.pop()
+        original(stomp_conn, sub)
+
+    monkeypatch.setattr(conn, "_subscribe_on", flaky)
+    conn.drop()  # the connection comes back by itself; its first re-subscribe fails
+    sender.send(destination, ENVELOPE, correlation_id="after-the-failure")
+    got = inbox.get(timeout=WAIT_S)  # without a retried SUBSCRIBE this never arrives
+    assert got.correlation_id == "after-the-failure" and not failures

@@ -71,6 +71,8 @@ class JmsEndpoint(Protocol):
 
     def ack(self, msg: JmsMessage) -> None: ...
 
+    def drop(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -203,7 +205,10 @@ class JmsListener:
         try:
             self.receiver.record(entry)
         except OSError as exc:  # the journal cannot be written: leave the message with the broker
-            log.error("journal write failed, %s not acknowledged: %s", msg.message_id, exc)
+            # ActiveMQ redelivers an unacknowledged message only when its connection ends.
+            log.error("journal write failed, %s not acknowledged; reconnecting for its redelivery: %s",
+                      msg.message_id, exc)
+            self.connection.drop()
             return
         if self.receiver.options.delay_s > 0:
             await asyncio.sleep(self.receiver.options.delay_s)
@@ -218,7 +223,8 @@ class JmsListener:
             except ValueError as exc:  # a reply-to we cannot address: it will not get better
                 log.warning("answer to %s not sent (%s); message acknowledged anyway", msg.message_id, exc)
             except JmsError as exc:
-                log.warning("answer to %s not sent, left for redelivery: %s", msg.message_id, exc)
+                log.warning("answer to %s not sent; reconnecting for its redelivery: %s", msg.message_id, exc)
+                self.connection.drop()
                 return
         self.connection.ack(msg)
 

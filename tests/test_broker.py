@@ -268,9 +268,14 @@ class Command:
         return code, "".join(rest), err
 
     def kill(self) -> None:
+        """SIGTERM first (the command stops its JVM, which a SIGKILL would leave behind), then SIGKILL."""
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 def _start_command(directory: Path) -> tuple[Command, str, int]:

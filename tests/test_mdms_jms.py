@@ -172,6 +172,7 @@ class FakeConnection:
         self.send_error: Exception | None = None
         self.on_ack: Callable[[JmsMessage], None] | None = None
         self.closed = False
+        self.drops = 0
 
     def subscribe(self, destination: str, handler: Callable[[JmsMessage], None], ack: str = "auto",
                   headers: Mapping[str, str] | None = None) -> str:
@@ -189,6 +190,9 @@ class FakeConnection:
         if self.on_ack is not None:
             self.on_ack(msg)
         self.acked.append(msg.message_id)
+
+    def drop(self) -> None:
+        self.drops += 1
 
     def close(self) -> None:
         self.closed = True
@@ -304,7 +308,7 @@ async def test_an_answer_the_broker_did_not_take_leaves_the_message_for_redelive
     conn.deliver(jms(end_device_events(), reply_to="queue://hes.acks", message_id="ID:1"))
     await until(lambda: listener.receiver.journal, "the entry")
     await listener.close()  # waits for the message in hand
-    assert conn.acked == []  # the broker redelivers it once the connection is back
+    assert conn.acked == [] and conn.drops == 1  # the broker redelivers it once the connection is back
     assert listener.receiver.journal[0]["answered"] == "ok"
 
 

@@ -204,9 +204,10 @@ async def test_after_a_broker_restart_the_receiver_is_back_with_what_was_publish
             await until(lambda: len(receiver.journal) == 1, "the first event")
             connection = receiver.listener.connection
             assert isinstance(connection, JmsConnection)
-            # Come back well after the broker does (a restart takes 2-4 s), so a message published
-            # right after the restart finds the durable subscription without its subscriber.
-            connection.reconnect_initial_s = connection.reconnect_max_s = 6.0
+            # Come back well after the broker does (a restart takes 2-4 s, more on a busy machine), so
+            # a message published right after the restart finds the durable subscription without
+            # its subscriber.
+            connection.reconnect_initial_s = connection.reconnect_max_s = 12.0
 
             await asyncio.to_thread(broker.restart)
             producer.send(topic, end_device_events("during"), correlation_id="during", properties=EVENT_PROPS)

@@ -268,7 +268,7 @@ class Simulator:
         self.jms = JmsService(self.headend, max_request_bytes=h.max_request_bytes)
         event_destinations, reading_destinations = jms_destinations(scenario, source)
         if scenario.jms.enabled:
-            self.headend.reply_schemes += ("queue://", "topic://", "temp-queue://", "temp-topic://")
+            self.headend.reply_schemes += JMS_SCHEMES
         # Unsolicited traffic: incidents and pushes run as one simpy process per kind from the start.
         d = scenario.destinations
         self.event_sender = EventSender(self.headend, event_destinations, d.ack_required)

@@ -56,18 +56,24 @@ async def test_events_made_while_the_broker_is_down_all_arrive_after_it_restarts
                     await asyncio.sleep(0.05)
                 assert outbox.pending() >= 2 and outbox.stats()["retried"] > 0 and arrived.empty()
                 await asyncio.to_thread(broker.start)
-                events = []
-                while len(events) < 100:
+                # Delivery is at least once: right after a restart ActiveMQ 5.17 now and then hands a
+                # durable subscriber the same message twice (same JMSMessageID, not flagged as
+                # redelivered). So messages count once per broker message ID.
+                by_id: dict[str, list[tuple[str, str]]] = {}
+                while sum(len(e) for e in by_id.values()) < 100:
                     try:
                         msg = await asyncio.to_thread(arrived.get, timeout=30)
                     except queue.Empty:
-                        raise AssertionError(f"only {len(events)} of 100 events arrived after the restart") from None
-                    events += seen(msg.body).events
+                        got = sum(len(e) for e in by_id.values())
+                        raise AssertionError(f"only {got} of 100 events arrived after the restart") from None
+                    by_id.setdefault(msg.message_id, list(seen(msg.body).events))
+                events = [e for found in by_id.values() for e in found]
                 for _ in range(100):
                     if outbox.pending() == 0:
                         break
                     await asyncio.sleep(0.05)
                 assert outbox.pending() == 0
+                assert outbox.stats()["delivered"] == len(by_id)  # each message sent to the broker once
                 # The request queue's consumer re-subscribed by itself.
                 profile = get_profile(groups=["FEEDER-03"], reading_types=[REG], period=DAY)
                 await client.send(names.requests, typed_get(profile, correlation_id="after").encode(), reply_to=replies)

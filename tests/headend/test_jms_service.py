@@ -12,12 +12,12 @@ import pytest
 from lxml import etree
 
 from simulator.app import Simulator
-from simulator.cim import schemas
 from simulator.errors import ScenarioError
 from simulator.headend.jmsservice import jms_headers
 from simulator.headend.outbound import MemoryOutbound
 from simulator.ports import Disposition, QueuedRequest
 from simulator.scenario import scenario_from_mapping
+from tests.conformance.refschemas import assert_valid_both
 from tests.conftest import make_sim
 
 from .requests import control, controls_request, generic_get, get_profile, typed_get
@@ -66,7 +66,7 @@ def test_a_sync_read_is_answered_to_reply_to_with_the_soap_document() -> None:
     [part] = out.parts
     assert part.destination == REPLIES and part.correlation_id == "c-1"
     assert answer(part.body) == ("MeterReadingsResponseMessage", "OK", [], "c-1")
-    assert schemas.validate(part.body, "GetMeterReadingsMessage") == []
+    assert_valid_both(part.body, "GetMeterReadingsMessage", "GetMeterReadingsMessage")
     # The same request through the SOAP service gives the same document but for its Header.
     soap_sim = make_sim(meters=100)
     soap_answer = asyncio.run(soap_sim.soap.handle(
@@ -128,7 +128,10 @@ def test_bad_requests_are_answered_failed_with_their_code(body: bytes | str, cod
     assert result == "FAILED" and correlation in ("c-bad", "corr-1", "corr-g")
     if code is not None:
         assert codes == [code] and root == "ResponseMessage"
-        assert schemas.validate(part.body, "Message") == []
+        assert_valid_both(part.body, "Message", "Message")  # ours and the public 61968-100 Message.xsd
+    else:
+        assert root == "MeterReadingsResponseMessage"
+        assert_valid_both(part.body, "GetMeterReadingsMessage", "GetMeterReadingsMessage")
     assert jms_headers(part.body).properties["Verb"] == "reply"
 
 

@@ -42,7 +42,6 @@ class JmsConsumer:
         self.dead_lettered = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False  # set at shutdown: new arrivals are left unacked for the next run
-        self._subscription: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         # Acks and dead letters wait for the socket or a receipt: off the loop, in order.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jms-consumer")
@@ -50,7 +49,7 @@ class JmsConsumer:
     async def start(self) -> None:
         """Subscribe (waits for the broker's receipt); raises JmsError when the broker is not there."""
         self._loop = asyncio.get_running_loop()
-        self._subscription = await self._loop.run_in_executor(self._executor, lambda: self.connection.subscribe(
+        await self._loop.run_in_executor(self._executor, lambda: self.connection.subscribe(
             self.destination, self._on_message, ack="client-individual",
             headers={"activemq.prefetchSize": str(self.prefetch)}))
 

@@ -37,7 +37,7 @@ from .model.clock import SimClock
 from .model.comms import CohortSpec, CommClassSpec, CommConfig, CommModel, LatencySpec
 from .model.demand import DemandResets
 from .model.events import EventLog
-from .model.fleet import Fleet, FleetConfig
+from .model.fleet import Fleet, FleetConfig, Group
 from .model.incidents import EventRate, IncidentConfig, IncidentModel, OutageConfig
 from .model.jobs import JobScheduler
 from .model.readings import Readings
@@ -75,6 +75,22 @@ def _meter_index(fleet: Fleet, name: str) -> int | None:
     return found if found is not None else fleet.index_of_serial(name.strip())
 
 
+def _meter(fleet: Fleet, name: str, source: str, key: str) -> int:
+    """A meter named in the scenario (mRID or serial), or a ScenarioError naming the key."""
+    i = _meter_index(fleet, name)
+    if i is None:
+        raise ScenarioError(source, key, f"no meter {name!r} (give an mRID or serial)")
+    return i
+
+
+def _group(fleet: Fleet, name: str, source: str, key: str) -> Group:
+    """A group named in the scenario, or a ScenarioError naming the key."""
+    group = fleet.group_by_name(name)
+    if group is None:
+        raise ScenarioError(source, key, f"no group named {name!r} in this fleet")
+    return group
+
+
 def comm_config(scenario: Scenario, fleet: Fleet, source: str) -> CommConfig:
     c = scenario.comms
     classes = tuple(
@@ -91,14 +107,9 @@ def comm_config(scenario: Scenario, fleet: Fleet, source: str) -> CommConfig:
     )
     cohorts = []
     for n, co in enumerate(c.cohorts):
-        if co.group is not None and fleet.group_by_name(co.group) is None:
-            raise ScenarioError(source, f"comms.cohorts.{n}.group", f"no group named {co.group!r} in this fleet")
-        meters = []
-        for name in co.meters:
-            i = _meter_index(fleet, name)
-            if i is None:
-                raise ScenarioError(source, f"comms.cohorts.{n}.meters", f"no meter {name!r} (give an mRID or serial)")
-            meters.append(i)
+        if co.group is not None:
+            _group(fleet, co.group, source, f"comms.cohorts.{n}.group")
+        meters = [_meter(fleet, name, source, f"comms.cohorts.{n}.meters") for name in co.meters]
         cohorts.append(CohortSpec(
             mode=co.mode, fraction=co.fraction, group=co.group, meters=tuple(meters), factor=co.factor,
             success=co.success, start_s=co.start_s, end_s=co.end_s, name=co.name or f"cohort-{n}",
@@ -117,25 +128,16 @@ def fault_rules(scenario: Scenario, fleet: Fleet, source: str) -> list[FaultRule
     for kind in FAULT_KINDS:
         f = getattr(scenario.replies.faults, kind)
         for name in f.groups:
-            if fleet.group_by_name(name) is None:
-                raise ScenarioError(source, f"replies.faults.{kind}.groups", f"no group named {name!r} in this fleet")
+            _group(fleet, name, source, f"replies.faults.{kind}.groups")
         rules.append(FaultRule(kind=kind, rate=f.rate(), groups=tuple(f.groups), delay_s=f.delay_s))
     return rules
 
 
 def relay_config(scenario: Scenario, fleet: Fleet, source: str) -> RelayConfig:
     r = scenario.relay
-    failing: list[int] = []
-    for name in r.failure_meters:
-        i = _meter_index(fleet, name)
-        if i is None:
-            raise ScenarioError(source, "relay.failure_meters", f"no meter {name!r} (give an mRID or serial)")
-        failing.append(i)
+    failing = [_meter(fleet, name, source, "relay.failure_meters") for name in r.failure_meters]
     for name in r.failure_groups:
-        group = fleet.group_by_name(name)
-        if group is None:
-            raise ScenarioError(source, "relay.failure_groups", f"no group named {name!r} in this fleet")
-        failing += fleet.group_members(group).tolist()
+        failing += fleet.group_members(_group(fleet, name, source, "relay.failure_groups")).tolist()
     return RelayConfig(
         failure_probability=r.failure_probability,
         failure_meters=tuple(sorted(set(failing))),
@@ -161,8 +163,8 @@ def incident_config(scenario: Scenario) -> IncidentConfig:
 def push_specs(scenario: Scenario, fleet: Fleet, source: str) -> list[PushSpec]:
     specs = []
     for n, p in enumerate(scenario.pushes):
-        if p.group is not None and fleet.group_by_name(p.group) is None:
-            raise ScenarioError(source, f"pushes.{n}.group", f"no group named {p.group!r} in this fleet")
+        if p.group is not None:
+            _group(fleet, p.group, source, f"pushes.{n}.group")
         try:
             spec = PushSpec(
             name=p.name, every=p.every, at=p.at, at_minute=p.at_minute, reading_types=tuple(p.reading_types),
@@ -283,15 +285,14 @@ class Simulator:
                                  destination=event_destinations[0] if event_destinations else r.events_address)
         push_names = {p.name for p in scenario.pushes}
         for n, entry in enumerate(scenario.timeline):
-            if entry.group is not None and self.fleet.group_by_name(entry.group) is None:
-                raise ScenarioError(source, f"timeline.{n}.group", f"no group named {entry.group!r} in this fleet")
+            if entry.group is not None:
+                _group(self.fleet, entry.group, source, f"timeline.{n}.group")
             if entry.comm_class is not None and entry.comm_class not in scenario.comms.classes:
                 raise ScenarioError(source, f"timeline.{n}.comm_class", f"no comm class {entry.comm_class!r} in comms")
             if entry.push is not None and entry.push not in push_names:
                 raise ScenarioError(source, f"timeline.{n}.push", f"no push named {entry.push!r} in pushes")
             for name in entry.meters:
-                if _meter_index(self.fleet, name) is None:
-                    raise ScenarioError(source, f"timeline.{n}.meters", f"no meter {name!r} (give an mRID or serial)")
+                _meter(self.fleet, name, source, f"timeline.{n}.meters")
             self.timeline.schedule(entry.at_s, action_of(entry))
 
     def summary(self) -> str:

@@ -7,7 +7,6 @@ over HTTP on 127.0.0.1, in-process and as the `mdms` command in a subprocess.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from simulator.cim.ns import METER_READINGS_MSG, MSG, SOAP11, SOAP12
 from simulator.mdms import MdmsOptions, MdmsReceiver, start_receiver
 from simulator.ports import HttpAnswer
 from simulator.transports.soap_client import SoapSender
+from tests.integration.server import start_listening
 
 REPO = Path(__file__).resolve().parents[1]
 ENERGY = "0.0.2.4.1.1.12.0.0.0.0.0.0.0.0.3.72.0"
@@ -284,23 +284,8 @@ async def test_over_http_the_sender_gets_acks_and_a_drop_is_a_failed_delivery() 
 
 
 def _start_cli(*args: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "simulator.mdms", "--host", "127.0.0.1", "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    lines: list[str] = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.startswith("listening on "):
-            return proc, line.split()[2]
-    proc.kill()
-    raise AssertionError(f"mdms did not start: {''.join(lines)}{proc.communicate(timeout=10)[1]}")
+    return start_listening([sys.executable, "-m", "simulator.mdms", "--host", "127.0.0.1", "--port", "0", *args],
+                           cwd=REPO)
 
 
 @pytest.mark.integration

@@ -32,29 +32,31 @@ def running_simulator(*args: str, timeout: float = 30.0, cwd: Path | None = None
         yield r
 
 
+def start_listening(cmd: list[str], timeout: float = 30.0, cwd: Path | None = None
+                    ) -> tuple[subprocess.Popen[str], str]:
+    """Start `cmd`; return (process, URL) once it prints `listening on URL`, or fail with its output."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("listening on "):
+            return proc, line.split()[2]
+    proc.kill()
+    _, err = proc.communicate(timeout=10)
+    raise AssertionError(f"{' '.join(cmd[2:])} did not start: {''.join(lines)}{err}")
+
+
 @contextmanager
 def running(*cli: str, timeout: float = 30.0, cwd: Path | None = None) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """Start `hes-sim <cli...>`; yield (base URL, process) once it prints `listening on URL`."""
-    cmd = [sys.executable, "-m", "simulator.cli", *cli]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    base = None
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
+    proc, base = start_listening([sys.executable, "-m", "simulator.cli", *cli], timeout, cwd)
     try:
-        assert proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("listening on "):
-                base = line.split()[2]
-                break
-        if base is None:
-            proc.kill()
-            _, err = proc.communicate(timeout=10)
-            raise AssertionError(f"simulator did not start: {''.join(lines)}{err}")
         yield base, proc
     finally:
         if proc.poll() is None:
